@@ -1,0 +1,270 @@
+//! The command line: `serve`, `check`, `validate`. Output here is for people; errors name the
+//! file, line and key they come from.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::domain;
+use crate::policy::{Decision, Match, Policy};
+
+#[derive(Parser)]
+#[command(
+    name = "iocsink",
+    version,
+    about = "DNS sinkhole for threat-intel indicators"
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, short, global = true, default_value = "config/iocsink.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the DNS server (SIGHUP reloads config and feeds).
+    Serve,
+    /// Explain the verdict for a name, without a running server.
+    Check {
+        /// The name to check.
+        name: String,
+        /// The client asking (client allowlists apply).
+        #[arg(long, default_value = "127.0.0.1")]
+        client: IpAddr,
+    },
+    /// Parse the config and every feed; exit 1 on errors, 2 if feed lines were skipped.
+    Validate,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve => serve(&cli.config),
+        Command::Check { ref name, client } => check(&cli.config, name, client),
+        Command::Validate => validate(&cli.config),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IOCSINK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load(path: &std::path::Path) -> Result<(Config, Policy), String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let policy = Policy::build(&config)?;
+    Ok((config, policy))
+}
+
+fn serve(path: &std::path::Path) -> ExitCode {
+    init_tracing();
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let server = match crate::server::Server::start(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let policy = server.policy();
+        for feed in &policy.feeds {
+            report_feed_to_log(feed);
+        }
+        tracing::info!(listen = ?server.addrs, indicators = policy.indicator_count(), "serving");
+        drop(policy);
+        wait_for_signals(&server).await;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn report_feed_to_log(feed: &crate::policy::FeedStatus) {
+    tracing::info!(feed = %feed.name, format = feed.format.as_str(), indicators = feed.indicators, "feed loaded");
+    for skip in &feed.first_skips {
+        tracing::warn!(
+            "{}:{}: skipped: {}",
+            feed.path.display(),
+            skip.line,
+            skip.reason
+        );
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signals(server: &crate::server::Server) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hup), Ok(mut term)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with Ctrl-C");
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                if let Err(e) = server.reload() {
+                    tracing::error!("reload failed, keeping the running policy: {e}");
+                }
+            }
+            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signals(_server: &crate::server::Server) {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn check(path: &std::path::Path, name: &str, client: IpAddr) -> ExitCode {
+    let (_, policy) = match load(path) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let key = match domain::normalize(name) {
+        Ok(k) => k,
+        Err(why) => {
+            eprintln!("error: {name:?} is not a domain name: {why}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match policy.decide(&key, client) {
+        Decision::Refuse => {
+            println!("{key}: REFUSED (client {client} is outside server.allow_clients)")
+        }
+        Decision::Forward => println!("{key}: not listed; forwarded upstream"),
+        Decision::Block(hit) => {
+            println!("{key}: BLOCKED ({})", hit.action().as_str());
+            print_match(&policy, &hit);
+        }
+        Decision::Observe(hit) => {
+            println!("{key}: LOGGED (observe-only feed; forwarded upstream)");
+            print_match(&policy, &hit);
+        }
+        Decision::Allow(hit, rule) => {
+            println!("{key}: ALLOWED by {rule} (would otherwise be blocked)");
+            print_match(&policy, &hit);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn print_match(policy: &Policy, hit: &Match<'_>) {
+    let kind = if hit.wildcard {
+        "wildcard, names below only"
+    } else {
+        "name and everything below"
+    };
+    let shown = if hit.wildcard {
+        format!("*.{}", hit.indicator)
+    } else {
+        hit.indicator.to_string()
+    };
+    println!("  indicator: {shown} ({kind})");
+    for s in &hit.sources {
+        let path = policy
+            .feeds
+            .iter()
+            .find(|f| *f.name == *s.feed)
+            .map(|f| f.path.display().to_string())
+            .unwrap_or_default();
+        println!(
+            "  feed: {} ({}:{}), action {}",
+            s.feed,
+            path,
+            s.line,
+            s.action.as_str()
+        );
+        let m = &s.meta;
+        let fields: [(&str, Option<String>); 9] = [
+            ("malware", m.malware.as_deref().map(str::to_string)),
+            ("threat_type", m.threat_type.as_deref().map(str::to_string)),
+            ("confidence", m.confidence.map(|c| c.to_string())),
+            ("first_seen", m.first_seen.as_deref().map(str::to_string)),
+            ("last_seen", m.last_seen.as_deref().map(str::to_string)),
+            ("ioc_type", m.ioc_type.as_deref().map(str::to_string)),
+            ("ioc_id", m.ioc_id.as_deref().map(str::to_string)),
+            ("tags", m.tags.as_deref().map(str::to_string)),
+            ("reference", m.reference.as_deref().map(str::to_string)),
+        ];
+        for (label, value) in fields {
+            if let Some(v) = value {
+                println!("    {label}: {v}");
+            }
+        }
+    }
+}
+
+fn validate(path: &std::path::Path) -> ExitCode {
+    let (config, policy) = match load(path) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("config OK: {}", config.source.display());
+    let mut skipped_any = false;
+    for feed in &policy.feeds {
+        let skipped: usize = feed.skipped.values().sum();
+        println!(
+            "feed {}: {} indicators ({}, {}), {} lines skipped",
+            feed.name,
+            feed.indicators,
+            feed.format.as_str(),
+            feed.path.display(),
+            skipped
+        );
+        for (kind, n) in &feed.ignored {
+            println!("  ignored {n}: {kind}");
+        }
+        for (reason, n) in &feed.skipped {
+            println!("  skipped {n}: {reason}");
+        }
+        for s in &feed.first_skips {
+            eprintln!("warning: {}:{}: {}", feed.path.display(), s.line, s.reason);
+        }
+        skipped_any |= skipped > 0;
+    }
+    println!(
+        "{} distinct names listed; {} allowlisted domains, {} allowlisted client networks",
+        policy.indicator_count(),
+        config.allow.domains.len(),
+        config.allow.clients.len()
+    );
+    if skipped_any {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,355 @@
+//! Configuration: the TOML schema, loading and validation.
+//!
+//! Owns turning a file into a checked `Config`; every error names the file and, where it can,
+//! the line and key. It never opens sockets or reads feeds (that is `policy`'s job).
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    #[serde(default)]
+    pub block: BlockConfig,
+    #[serde(default, rename = "feed")]
+    pub feeds: Vec<FeedConfig>,
+    #[serde(default)]
+    pub allow: AllowConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// The file this was read from (for error messages and reloads); not part of the schema.
+    #[serde(skip)]
+    pub source: PathBuf,
+    /// The text it was read from, to turn spans into line numbers.
+    #[serde(skip)]
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Each address is served on UDP and TCP.
+    pub listen: Vec<SocketAddr>,
+    /// Networks allowed to query; everyone else gets REFUSED. Never an open resolver by default.
+    #[serde(default = "default_allow_clients")]
+    pub allow_clients: Vec<IpNet>,
+    /// Forwarded queries in flight at once; beyond it new forwards get SERVFAIL.
+    #[serde(default = "default_max_inflight")]
+    pub max_inflight: usize,
+    /// Concurrent TCP connections; beyond it new connections are closed at once.
+    #[serde(default = "default_max_tcp")]
+    pub max_tcp_connections: usize,
+    /// A TCP connection idle this long is closed.
+    #[serde(default = "default_tcp_idle_ms")]
+    pub tcp_idle_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub servers: Vec<SocketAddr>,
+    /// The whole budget for one forwarded query, across every upstream tried.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Nxdomain,
+    Sinkhole,
+    /// Observe only: forward as usual and log.
+    Log,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Nxdomain => "nxdomain",
+            Action::Sinkhole => "sinkhole",
+            Action::Log => "log",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockConfig {
+    #[serde(default = "default_action")]
+    pub action: Action,
+    #[serde(default = "default_sink4")]
+    pub sinkhole_ipv4: Ipv4Addr,
+    #[serde(default = "default_sink6")]
+    pub sinkhole_ipv6: Ipv6Addr,
+    /// TTL of blocked answers and of their SOA's negative-caching minimum.
+    #[serde(default = "default_block_ttl")]
+    pub ttl: u32,
+}
+
+impl Default for BlockConfig {
+    fn default() -> Self {
+        BlockConfig {
+            action: default_action(),
+            sinkhole_ipv4: default_sink4(),
+            sinkhole_ipv6: default_sink6(),
+            ttl: default_block_ttl(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeedFormat {
+    Auto,
+    Domains,
+    Hosts,
+    ThreatfoxCsv,
+}
+
+impl FeedFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedFormat::Auto => "auto",
+            FeedFormat::Domains => "domains",
+            FeedFormat::Hosts => "hosts",
+            FeedFormat::ThreatfoxCsv => "threatfox-csv",
+        }
+    }
+}
+
+/// One `[[feed]]`: where its indicators come from and what is known about them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    pub name: String,
+    pub path: Spanned<PathBuf>,
+    #[serde(default = "default_format")]
+    pub format: FeedFormat,
+    /// Feed-level metadata, used where a line carries none of its own.
+    pub malware: Option<String>,
+    pub threat_type: Option<String>,
+    pub confidence: Option<u8>,
+    pub first_seen: Option<String>,
+    pub reference: Option<String>,
+    /// Overrides `[block] action` for this feed's indicators.
+    pub action: Option<Action>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowConfig {
+    /// Names (and everything below them) never blocked; `*.d` allows only below `d`.
+    #[serde(default)]
+    pub domains: Vec<Spanned<String>>,
+    /// Clients never blocked (their hits are logged as "allowed").
+    #[serde(default)]
+    pub clients: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Block log path (JSON Lines), or "-" for stdout.
+    #[serde(default = "default_block_log")]
+    pub blocks: String,
+    /// Events queued for the writer; beyond it events are dropped (and counted), never queries.
+    #[serde(default = "default_log_queue")]
+    pub queue: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            blocks: default_block_log(),
+            queue: default_log_queue(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Answers kept at most; 0 disables the cache.
+    #[serde(default = "default_cache_size")]
+    pub size: usize,
+    /// Upper bound on how long any answer is kept, whatever its TTL.
+    #[serde(default = "default_max_ttl")]
+    pub max_ttl: u32,
+    /// Upper bound for negative answers (RFC 2308).
+    #[serde(default = "default_max_negative_ttl")]
+    pub max_negative_ttl: u32,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            size: default_cache_size(),
+            max_ttl: default_max_ttl(),
+            max_negative_ttl: default_max_negative_ttl(),
+        }
+    }
+}
+
+fn default_allow_clients() -> Vec<IpNet> {
+    vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
+}
+fn default_max_inflight() -> usize {
+    4096
+}
+fn default_max_tcp() -> usize {
+    256
+}
+fn default_tcp_idle_ms() -> u64 {
+    10_000
+}
+fn default_timeout_ms() -> u64 {
+    2000
+}
+fn default_action() -> Action {
+    Action::Nxdomain
+}
+fn default_sink4() -> Ipv4Addr {
+    Ipv4Addr::UNSPECIFIED
+}
+fn default_sink6() -> Ipv6Addr {
+    Ipv6Addr::UNSPECIFIED
+}
+fn default_block_ttl() -> u32 {
+    60
+}
+fn default_format() -> FeedFormat {
+    FeedFormat::Auto
+}
+fn default_block_log() -> String {
+    "logs/blocks.jsonl".into()
+}
+fn default_log_queue() -> usize {
+    65_536
+}
+fn default_cache_size() -> usize {
+    100_000
+}
+fn default_max_ttl() -> u32 {
+    86_400
+}
+fn default_max_negative_ttl() -> u32 {
+    3600
+}
+
+/// A configuration problem, already phrased for the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text; `source` names it in errors.
+    pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            ConfigError(format!(
+                "{}: {}",
+                source.display(),
+                e.to_string().trim_end()
+            ))
+        })?;
+        config.source = source.to_path_buf();
+        config.text = text.to_string();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// "file:line" for a byte offset into the config text.
+    pub fn at(&self, offset: usize) -> String {
+        format!("{}:{}", self.source.display(), line_of(&self.text, offset))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let file = self.source.display();
+        if self.server.listen.is_empty() {
+            return Err(ConfigError(format!(
+                "{file}: key server.listen: at least one address is needed"
+            )));
+        }
+        if self.upstream.servers.is_empty() {
+            return Err(ConfigError(format!(
+                "{file}: key upstream.servers: at least one upstream is needed"
+            )));
+        }
+        if self.upstream.timeout_ms == 0 {
+            return Err(ConfigError(format!(
+                "{file}: key upstream.timeout_ms: must be greater than 0"
+            )));
+        }
+        for upstream in &self.upstream.servers {
+            if self.server.listen.contains(upstream) {
+                return Err(ConfigError(format!(
+                    "{file}: key upstream.servers: {upstream} is also in server.listen (a forwarding loop)"
+                )));
+            }
+        }
+        if self.server.max_inflight == 0 || self.server.max_tcp_connections == 0 {
+            return Err(ConfigError(format!(
+                "{file}: keys server.max_inflight and server.max_tcp_connections must be greater than 0"
+            )));
+        }
+        if self.log.queue == 0 {
+            return Err(ConfigError(format!(
+                "{file}: key log.queue: must be greater than 0"
+            )));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, feed) in self.feeds.iter().enumerate() {
+            let at = self.at(feed.path.span().start);
+            if feed.name.trim().is_empty() {
+                return Err(ConfigError(format!(
+                    "{at}: key feed[{i}].name: must not be empty"
+                )));
+            }
+            if !names.insert(feed.name.as_str()) {
+                return Err(ConfigError(format!(
+                    "{at}: key feed[{i}].name: feed name {:?} is used twice",
+                    feed.name
+                )));
+            }
+            if feed.confidence.is_some_and(|c| c > 100) {
+                return Err(ConfigError(format!(
+                    "{at}: key feed[{i}].confidence: must be 0-100"
+                )));
+            }
+        }
+        for entry in &self.allow.domains {
+            if let Err(why) = crate::domain::normalize_pattern(entry.get_ref()) {
+                return Err(ConfigError(format!(
+                    "{}: key allow.domains: {:?}: {why}",
+                    self.at(entry.span().start),
+                    entry.get_ref()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line number of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}

@@ -1,0 +1,59 @@
+//! Plain domain lists: one name per line, `#` comments, `*.d` wildcards, and adblock-style
+//! `||name^` lines (as published by many blocklists).
+
+use super::{Indicator, ParsedFeed, strip_comment};
+use crate::domain::normalize_pattern;
+
+pub fn parse(text: &str) -> ParsedFeed {
+    let mut feed = ParsedFeed::default();
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = strip_comment(raw).trim();
+        if line.is_empty() || line.starts_with('!') {
+            continue;
+        }
+        let name = match line.strip_prefix("||") {
+            Some(rest) => match rest.strip_suffix('^') {
+                Some(name) => name,
+                None => {
+                    feed.skip(line_no, "adblock rule other than ||name^");
+                    continue;
+                }
+            },
+            None => line,
+        };
+        if name.split_whitespace().nth(1).is_some() {
+            feed.skip(line_no, "more than one word on a line");
+            continue;
+        }
+        match normalize_pattern(name) {
+            Ok(pattern) => feed.indicators.push(Indicator {
+                pattern,
+                line: line_no,
+                meta: None,
+            }),
+            Err(why) => feed.skip(line_no, why),
+        }
+    }
+    feed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_names_wildcards_and_adblock_lines() {
+        let feed =
+            parse("# header\nBad.SBS.\n*.wild.test # note\n||ad.test^\n\nnot a name\n-x_.te st\n");
+        let names: Vec<_> = feed
+            .indicators
+            .iter()
+            .map(|i| i.pattern.name.as_str())
+            .collect();
+        assert_eq!(names, vec!["bad.sbs", "wild.test", "ad.test"]);
+        assert!(feed.indicators[1].pattern.below_only);
+        assert_eq!(feed.skipped.len(), 2);
+        assert_eq!(feed.skipped[0].line, 6);
+    }
+}

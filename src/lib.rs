@@ -1,0 +1,18 @@
+//! iocsink: a DNS sinkhole for threat-intel indicators.
+//!
+//! Data flow: `server` (sockets) -> `handler` (request path) -> `policy` (verdict from
+//! `matcher`, built from `config` and `feed`s) -> `answer` (blocked) or `cache`/`upstream`
+//! (forwarded); blocks go to `blocklog`. `cli` is the command line.
+
+pub mod answer;
+pub mod blocklog;
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod feed;
+pub mod handler;
+pub mod matcher;
+pub mod policy;
+pub mod server;
+pub mod upstream;
