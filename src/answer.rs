@@ -20,7 +20,12 @@ const EDE_OPTION: u16 = 15;
 #[derive(Debug, Clone, Copy)]
 pub enum BlockAnswer {
     Nxdomain,
-    Sinkhole { v4: Ipv4Addr, v6: Ipv6Addr },
+    /// NOERROR, no answer, the SOA (RPZ `CNAME *.`).
+    Nodata,
+    Sinkhole {
+        v4: Ipv4Addr,
+        v6: Ipv6Addr,
+    },
 }
 
 /// A response skeleton for `request`: same ID, opcode, RD and CD, question echoed as asked,
@@ -57,7 +62,7 @@ pub fn blocked(request: &Message, how: BlockAnswer, zone: &str, ttl: u32, reason
     };
     let rcode = match how {
         BlockAnswer::Nxdomain => ResponseCode::NXDomain,
-        BlockAnswer::Sinkhole { .. } => ResponseCode::NoError,
+        BlockAnswer::Sinkhole { .. } | BlockAnswer::Nodata => ResponseCode::NoError,
     };
     let mut msg = response_to(request, rcode);
     msg.metadata.authoritative = true;

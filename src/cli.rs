@@ -127,11 +127,7 @@ async fn wait_for_signals(server: &crate::server::Server) {
     };
     loop {
         tokio::select! {
-            _ = hup.recv() => {
-                if let Err(e) = server.reload() {
-                    tracing::error!("reload failed, keeping the running policy: {e}");
-                }
-            }
+            _ = hup.recv() => server.reload_logged("SIGHUP").await,
             _ = term.recv() => return,
             _ = tokio::signal::ctrl_c() => return,
         }
@@ -191,7 +187,7 @@ fn print_match(policy: &Policy, hit: &Match<'_>) {
         hit.indicator.to_string()
     };
     println!("  indicator: {shown} ({kind})");
-    for s in &hit.sources {
+    for (s, action) in hit.sources().iter().zip(hit.source_actions()) {
         let path = policy
             .feeds
             .iter()
@@ -203,7 +199,7 @@ fn print_match(policy: &Policy, hit: &Match<'_>) {
             s.feed,
             path,
             s.line,
-            s.action.as_str()
+            action.as_str()
         );
         let m = &s.meta;
         let fields: [(&str, Option<String>); 9] = [

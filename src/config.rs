@@ -26,6 +26,10 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub cache: CacheConfig,
+    #[serde(default)]
+    pub download: DownloadConfig,
+    #[serde(default)]
+    pub reload: ReloadConfig,
     /// The file this was read from (for error messages and reloads); not part of the schema.
     #[serde(skip)]
     pub source: PathBuf,
@@ -62,11 +66,13 @@ pub struct UpstreamConfig {
     pub timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Nxdomain,
     Sinkhole,
+    /// NOERROR with no answer, plus the SOA (RPZ `CNAME *.`).
+    Nodata,
     /// Observe only: forward as usual and log.
     Log,
 }
@@ -76,6 +82,7 @@ impl Action {
         match self {
             Action::Nxdomain => "nxdomain",
             Action::Sinkhole => "sinkhole",
+            Action::Nodata => "nodata",
             Action::Log => "log",
         }
     }
@@ -112,7 +119,11 @@ pub enum FeedFormat {
     Auto,
     Domains,
     Hosts,
+    Adblock,
     ThreatfoxCsv,
+    ThreatfoxJson,
+    Rpz,
+    Markdown,
 }
 
 impl FeedFormat {
@@ -121,17 +132,27 @@ impl FeedFormat {
             FeedFormat::Auto => "auto",
             FeedFormat::Domains => "domains",
             FeedFormat::Hosts => "hosts",
+            FeedFormat::Adblock => "adblock",
             FeedFormat::ThreatfoxCsv => "threatfox-csv",
+            FeedFormat::ThreatfoxJson => "threatfox-json",
+            FeedFormat::Rpz => "rpz",
+            FeedFormat::Markdown => "markdown",
         }
     }
 }
 
-/// One `[[feed]]`: where its indicators come from and what is known about them.
+/// One `[[feed]]`: where its indicators come from, what is known about them, which to use.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedConfig {
-    pub name: String,
-    pub path: Spanned<PathBuf>,
+    pub name: Spanned<String>,
+    /// A local file (reloaded when it changes) ...
+    pub path: Option<PathBuf>,
+    /// ... or a remote source, downloaded every `refresh` and cached in `[download] cache_dir`.
+    pub url: Option<String>,
+    /// How often a remote feed is fetched again, e.g. "1h", "30m".
+    #[serde(default, with = "humantime_serde_opt")]
+    pub refresh: Option<std::time::Duration>,
     #[serde(default = "default_format")]
     pub format: FeedFormat,
     /// Feed-level metadata, used where a line carries none of its own.
@@ -142,6 +163,103 @@ pub struct FeedConfig {
     pub reference: Option<String>,
     /// Overrides `[block] action` for this feed's indicators.
     pub action: Option<Action>,
+    /// Filters: drop indicators below this confidence ...
+    pub min_confidence: Option<u8>,
+    /// ... last seen (else first seen) more than this many days ago ...
+    pub max_age_days: Option<u32>,
+    /// ... or whose threat type is not one of these (e.g. ["botnet_cc"]).
+    pub threat_types: Option<Vec<String>>,
+}
+
+impl FeedConfig {
+    /// Where the feed comes from, for messages.
+    pub fn source(&self) -> String {
+        match (&self.path, &self.url) {
+            (Some(p), _) => p.display().to_string(),
+            (None, Some(u)) => u.clone(),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// `refresh = "1h"` as an optional duration.
+mod humantime_serde_opt {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<std::time::Duration>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        humantime::parse_duration(&text).map(Some).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration like \"1h\" or \"30m\": {e}"
+            ))
+        })
+    }
+}
+
+/// Automatic reloads (SIGHUP always reloads).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// Reload when the config file or a local feed file changes.
+    #[serde(default = "default_true")]
+    pub watch: bool,
+    /// How often files are checked for changes.
+    #[serde(default = "default_watch_ms")]
+    pub interval_ms: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig {
+            watch: true,
+            interval_ms: default_watch_ms(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_watch_ms() -> u64 {
+    1000
+}
+
+/// Downloads of remote feeds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadConfig {
+    /// Last good copy of every remote feed, used at start and when a refresh fails.
+    #[serde(default = "default_cache_dir")]
+    pub cache_dir: PathBuf,
+    #[serde(default = "default_download_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Largest download accepted (after decompression).
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+}
+
+impl Default for DownloadConfig {
+    fn default() -> Self {
+        DownloadConfig {
+            cache_dir: default_cache_dir(),
+            timeout_ms: default_download_timeout_ms(),
+            max_bytes: default_max_bytes(),
+        }
+    }
+}
+
+fn default_cache_dir() -> PathBuf {
+    "cache/feeds".into()
+}
+fn default_download_timeout_ms() -> u64 {
+    60_000
+}
+fn default_max_bytes() -> u64 {
+    256 * 1024 * 1024
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -314,22 +432,48 @@ impl Config {
         }
         let mut names = std::collections::HashSet::new();
         for (i, feed) in self.feeds.iter().enumerate() {
-            let at = self.at(feed.path.span().start);
-            if feed.name.trim().is_empty() {
-                return Err(ConfigError(format!(
-                    "{at}: key feed[{i}].name: must not be empty"
-                )));
+            let at = self.at(feed.name.span().start);
+            let key = format!("feed[{i}] ({:?})", feed.name.get_ref());
+            let fail = |what: String| Err(ConfigError(format!("{at}: key {key}: {what}")));
+            if feed.name.get_ref().trim().is_empty() {
+                return fail("name must not be empty".into());
             }
-            if !names.insert(feed.name.as_str()) {
-                return Err(ConfigError(format!(
-                    "{at}: key feed[{i}].name: feed name {:?} is used twice",
-                    feed.name
-                )));
+            if !names.insert(feed.name.get_ref().as_str()) {
+                return fail("this feed name is used twice".into());
             }
-            if feed.confidence.is_some_and(|c| c > 100) {
-                return Err(ConfigError(format!(
-                    "{at}: key feed[{i}].confidence: must be 0-100"
-                )));
+            match (&feed.path, &feed.url) {
+                (Some(_), Some(_)) => return fail("give either path or url, not both".into()),
+                (None, None) => return fail("needs a path or a url".into()),
+                (None, Some(url))
+                    if !(url.starts_with("http://") || url.starts_with("https://")) =>
+                {
+                    return fail(format!("url {url:?} must start with http:// or https://"));
+                }
+                (Some(_), None) if feed.refresh.is_some() => {
+                    return fail(
+                        "refresh applies to url feeds (local files reload when they change)".into(),
+                    );
+                }
+                _ => {}
+            }
+            if feed
+                .refresh
+                .is_some_and(|r| r < std::time::Duration::from_secs(1))
+            {
+                return fail("refresh must be at least 1s".into());
+            }
+            for (field, value) in [
+                ("confidence", feed.confidence),
+                ("min_confidence", feed.min_confidence),
+            ] {
+                if value.is_some_and(|c| c > 100) {
+                    return fail(format!("{field} must be 0-100"));
+                }
+            }
+            if let Some(date) = &feed.first_seen
+                && crate::meta::parse_time(date).is_none()
+            {
+                return fail(format!("first_seen {date:?} is not a date like 2026-05-24"));
             }
         }
         for entry in &self.allow.domains {

@@ -16,6 +16,7 @@ use crate::answer::{self, BlockAnswer};
 use crate::blocklog::{self, BlockLog, Event};
 use crate::cache::{Cache, CacheKey};
 use crate::config::Action;
+use crate::feed::LineMeta;
 use crate::policy::{Decision, Match, Policy};
 use crate::upstream::{QueryFlags, Upstream};
 
@@ -59,7 +60,7 @@ pub struct Pending {
 
 pub struct Handler {
     policy: Arc<ArcSwap<Policy>>,
-    upstream: Upstream,
+    upstream: Arc<Upstream>,
     cache: Cache,
     log: BlockLog,
     inflight: Arc<Semaphore>,
@@ -68,7 +69,7 @@ pub struct Handler {
 impl Handler {
     pub fn new(
         policy: Arc<ArcSwap<Policy>>,
-        upstream: Upstream,
+        upstream: Arc<Upstream>,
         cache: Cache,
         log: BlockLog,
         max_inflight: usize,
@@ -169,13 +170,15 @@ impl Handler {
                         v4: policy.block.sinkhole_ipv4,
                         v6: policy.block.sinkhole_ipv6,
                     },
-                    _ => BlockAnswer::Nxdomain,
+                    Action::Nodata => BlockAnswer::Nodata,
+                    Action::Nxdomain | Action::Log => BlockAnswer::Nxdomain,
                 };
                 let reason = format!("iocsink: {} listed by {}", hit.indicator, hit.feeds());
                 let msg = answer::blocked(&request, how, hit.indicator, policy.block.ttl, &reason);
                 let action = match how {
                     BlockAnswer::Nxdomain => "nxdomain",
                     BlockAnswer::Sinkhole { .. } => "sinkhole",
+                    BlockAnswer::Nodata => "nodata",
                 };
                 let event = make_event(&key_text, &request, src, proto, &hit, action, None);
                 self.log.record(Event {
@@ -286,8 +289,12 @@ fn make_event(
     action: &str,
     allow_rule: Option<String>,
 ) -> Event {
-    let text = |f: fn(&crate::feed::LineMeta) -> Option<&std::sync::Arc<str>>| {
-        hit.first(|m| f(m).map(|s| s.to_string()))
+    let sources = hit.sources();
+    let first = |f: fn(&LineMeta) -> Option<&Arc<str>>| {
+        sources
+            .iter()
+            .find_map(|s| f(&s.meta))
+            .map(|v| v.to_string())
     };
     let client = src.ip().to_canonical().to_string();
     Event {
@@ -305,14 +312,14 @@ fn make_event(
             hit.indicator.to_string()
         },
         feed: hit.feeds(),
-        malware_family: text(|m| m.malware.as_ref()),
-        threat_type: text(|m| m.threat_type.as_ref()),
-        confidence: hit.first(|m| m.confidence),
-        first_seen: text(|m| m.first_seen.as_ref()),
-        last_seen: text(|m| m.last_seen.as_ref()),
-        reference: text(|m| m.reference.as_ref()),
-        tags: text(|m| m.tags.as_ref()),
-        ioc_id: text(|m| m.ioc_id.as_ref()),
+        malware_family: first(|m| m.malware.as_ref()),
+        threat_type: first(|m| m.threat_type.as_ref()),
+        confidence: sources.iter().find_map(|s| s.meta.confidence),
+        first_seen: first(|m| m.first_seen.as_ref()),
+        last_seen: first(|m| m.last_seen.as_ref()),
+        reference: first(|m| m.reference.as_ref()),
+        tags: first(|m| m.tags.as_ref()),
+        ioc_id: first(|m| m.ioc_id.as_ref()),
         allow_rule,
         protocol: proto.as_str().to_string(),
     }

@@ -1,101 +1,181 @@
 //! Suffix matching on label boundaries: `d` covers `d` and every name below it, `*.d` only
 //! the names strictly below. One hash probe per label suffix, no allocation per lookup.
+//!
+//! Built for millions of names in little memory: every name lives in one byte arena, the hash
+//! table holds 4-byte entry indices, and the values listed under a name form a chain in one
+//! flat vector (appending a value never moves anything).
 
-use rustc_hash::FxHashMap;
+use std::hash::{BuildHasher, Hasher};
 
-/// What one listed name carries: values that cover the name itself and everything below,
-/// and values that cover only the names below (from `*.d` entries).
-#[derive(Debug, Clone)]
-pub struct Slot<T> {
-    pub apex_and_below: Vec<T>,
-    pub below_only: Vec<T>,
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
+
+/// A value listed under a name, and whether it covers only the names below it (`*.d`).
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    value: u32,
+    below_only: bool,
+    /// Next link of the same name, or `NONE`.
+    next: u32,
 }
 
-/// A match: the listed name that covered the query, and the values that apply.
-#[derive(Debug)]
-pub struct Hit<'a, T> {
+const NONE: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    offset: u32,
+    len: u8,
+    /// Some link covers the name itself (not only `*.name`).
+    has_apex: bool,
+    head: u32,
+    tail: u32,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct NameTable {
+    arena: Vec<u8>,
+    entries: Vec<Entry>,
+    links: Vec<Link>,
+    table: HashTable<u32>,
+}
+
+/// A match: the listed name that covered the query and the values that apply to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Hit<'a> {
     pub listed: &'a str,
-    /// True when the query is the listed name itself (not a name below it).
+    /// True when the query is the listed name itself, not a name below it.
     pub apex: bool,
-    pub slot: &'a Slot<T>,
+    table: &'a NameTable,
+    head: u32,
+    has_apex: bool,
 }
 
-impl<'a, T> Hit<'a, T> {
-    /// The values that apply to this query: all of them below the listed name, only the
-    /// apex-and-below ones at the name itself.
-    pub fn values(&self) -> impl Iterator<Item = &'a T> + use<'a, T> {
-        let below: &'a [T] = if self.apex {
-            &[]
-        } else {
-            &self.slot.below_only
-        };
-        self.slot.apex_and_below.iter().chain(below)
+impl<'a> Hit<'a> {
+    /// Values that apply: every one below the listed name; at the name itself only those
+    /// not marked below-only. In insertion order.
+    pub fn values(&self) -> impl Iterator<Item = u32> + use<'a> {
+        let (links, apex) = (&self.table.links, self.apex);
+        let mut at = self.head;
+        std::iter::from_fn(move || {
+            while at != NONE {
+                let link = links[at as usize];
+                at = link.next;
+                if !(apex && link.below_only) {
+                    return Some(link.value);
+                }
+            }
+            None
+        })
     }
 
-    /// Whether the listed entry was a `*.d` wildcard only.
+    /// Whether the listing that matched is a `*.d` wildcard only.
     pub fn wildcard_only(&self) -> bool {
-        self.slot.apex_and_below.is_empty()
+        !self.has_apex
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct SuffixMap<T> {
-    map: FxHashMap<Box<str>, Slot<T>>,
+fn hash(name: &[u8]) -> u64 {
+    let mut h = FxBuildHasher.build_hasher();
+    h.write(name);
+    h.finish()
 }
 
-impl<T> Default for SuffixMap<T> {
-    fn default() -> Self {
-        SuffixMap {
-            map: FxHashMap::default(),
+impl NameTable {
+    pub fn with_capacity(names: usize) -> NameTable {
+        NameTable {
+            arena: Vec::with_capacity(names * 20),
+            entries: Vec::with_capacity(names),
+            links: Vec::with_capacity(names),
+            table: HashTable::with_capacity(names),
         }
     }
-}
 
-impl<T> SuffixMap<T> {
-    /// Adds `value` under `name` (already normalized); `below_only` for `*.name` entries.
-    pub fn insert(&mut self, name: &str, below_only: bool, value: T) {
-        let slot = match self.map.get_mut(name) {
-            Some(slot) => slot,
-            None => self.map.entry(name.into()).or_insert_with(|| Slot {
-                apex_and_below: Vec::new(),
-                below_only: Vec::new(),
-            }),
-        };
-        if below_only {
-            slot.below_only.push(value);
-        } else {
-            slot.apex_and_below.push(value);
+    fn name(&self, entry: &Entry) -> &[u8] {
+        &self.arena[entry.offset as usize..entry.offset as usize + entry.len as usize]
+    }
+
+    fn find(&self, name: &[u8]) -> Option<u32> {
+        let h = hash(name);
+        self.table
+            .find(h, |&i| self.name(&self.entries[i as usize]) == name)
+            .copied()
+    }
+
+    /// Lists `value` under `name` (normalized, at most 255 bytes); `below_only` for `*.name`.
+    pub fn insert(&mut self, name: &str, below_only: bool, value: u32) {
+        let bytes = name.as_bytes();
+        let link = self.links.len() as u32;
+        self.links.push(Link {
+            value,
+            below_only,
+            next: NONE,
+        });
+        match self.find(bytes) {
+            Some(i) => {
+                let entry = &mut self.entries[i as usize];
+                let tail = entry.tail;
+                entry.tail = link;
+                entry.has_apex |= !below_only;
+                self.links[tail as usize].next = link;
+            }
+            None => {
+                let i = self.entries.len() as u32;
+                self.entries.push(Entry {
+                    offset: self.arena.len() as u32,
+                    len: bytes.len().min(255) as u8,
+                    has_apex: !below_only,
+                    head: link,
+                    tail: link,
+                });
+                self.arena.extend_from_slice(&bytes[..bytes.len().min(255)]);
+                let (arena, entries) = (&self.arena, &self.entries);
+                self.table.insert_unique(hash(bytes), i, |&j| {
+                    let e = &entries[j as usize];
+                    hash(&arena[e.offset as usize..e.offset as usize + e.len as usize])
+                });
+            }
         }
     }
 
     /// Number of distinct listed names.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.entries.is_empty()
+    }
+
+    /// Bytes held, for reports.
+    pub fn heap_bytes(&self) -> usize {
+        self.arena.capacity()
+            + self.entries.capacity() * size_of::<Entry>()
+            + self.links.capacity() * size_of::<Link>()
+            + self.table.capacity() * (size_of::<u32>() + 1)
     }
 
     /// The most specific listed name covering `name` (a normalized query key), if any.
-    pub fn lookup(&self, name: &str) -> Option<Hit<'_, T>> {
+    pub fn lookup(&self, name: &str) -> Option<Hit<'_>> {
         let mut suffix = name;
         let mut apex = true;
         loop {
-            if let Some((listed, slot)) = self.map.get_key_value(suffix)
-                && (!slot.apex_and_below.is_empty() || (!apex && !slot.below_only.is_empty()))
-            {
-                return Some(Hit { listed, apex, slot });
+            if let Some(i) = self.find(suffix.as_bytes()) {
+                let entry = &self.entries[i as usize];
+                // A `*.d`-only listing does not cover `d` itself; keep looking at parents.
+                if entry.has_apex || !apex {
+                    return Some(Hit {
+                        listed: std::str::from_utf8(self.name(entry)).unwrap_or_default(),
+                        apex,
+                        table: self,
+                        head: entry.head,
+                        has_apex: entry.has_apex,
+                    });
+                }
             }
             let dot = suffix.find('.')?;
             suffix = &suffix[dot + 1..];
             apex = false;
         }
-    }
-
-    /// The exact entry for a listed name (for `check`).
-    pub fn get(&self, name: &str) -> Option<&Slot<T>> {
-        self.map.get(name)
     }
 }
 
@@ -103,8 +183,8 @@ impl<T> SuffixMap<T> {
 mod tests {
     use super::*;
 
-    fn map() -> SuffixMap<u32> {
-        let mut m = SuffixMap::default();
+    fn table() -> NameTable {
+        let mut m = NameTable::default();
         m.insert("bad.sbs", false, 1);
         m.insert("wild.test", true, 2);
         m
@@ -112,7 +192,7 @@ mod tests {
 
     #[test]
     fn matches_on_label_boundaries_only() {
-        let m = map();
+        let m = table();
         assert_eq!(m.lookup("bad.sbs").unwrap().listed, "bad.sbs");
         assert!(m.lookup("ws.bad.sbs").is_some());
         assert!(m.lookup("a.b.bad.sbs").is_some());
@@ -123,18 +203,37 @@ mod tests {
 
     #[test]
     fn wildcard_covers_only_names_below() {
-        let m = map();
+        let m = table();
         assert!(m.lookup("wild.test").is_none());
         let hit = m.lookup("a.wild.test").unwrap();
         assert!(hit.wildcard_only());
-        assert_eq!(hit.values().copied().collect::<Vec<_>>(), vec![2]);
+        assert_eq!(hit.values().collect::<Vec<_>>(), vec![2]);
     }
 
     #[test]
-    fn most_specific_listing_wins() {
-        let mut m = map();
+    fn most_specific_listing_wins_and_values_accumulate() {
+        let mut m = table();
         m.insert("ws.bad.sbs", false, 3);
+        m.insert("ws.bad.sbs", true, 4);
+        m.insert("ws.bad.sbs", false, 5);
         let hit = m.lookup("x.ws.bad.sbs").unwrap();
         assert_eq!(hit.listed, "ws.bad.sbs");
+        assert_eq!(hit.values().collect::<Vec<_>>(), vec![3, 4, 5]);
+        let apex = m.lookup("ws.bad.sbs").unwrap();
+        assert_eq!(apex.values().collect::<Vec<_>>(), vec![3, 5]);
+    }
+
+    #[test]
+    fn holds_many_names() {
+        let mut m = NameTable::default();
+        for i in 0..10_000u32 {
+            m.insert(&format!("host{i}.example{}.test", i % 7), false, i);
+        }
+        assert_eq!(m.len(), 10_000);
+        assert_eq!(
+            m.lookup("a.host42.example0.test").unwrap().values().next(),
+            Some(42)
+        );
+        assert!(m.lookup("host42.example1.test").is_none());
     }
 }

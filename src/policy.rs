@@ -6,37 +6,36 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use ipnet::IpNet;
 
-use crate::config::{Action, BlockConfig, Config, FeedFormat};
+use crate::config::{Action, BlockConfig, Config, FeedConfig, FeedFormat};
 use crate::domain::normalize_pattern;
-use crate::feed::{self, LineMeta, Skipped};
-use crate::matcher::SuffixMap;
-
-/// One source listing a name: its feed, the action it asks for, and what it says about it.
-#[derive(Debug, Clone)]
-pub struct Source {
-    pub feed: Arc<str>,
-    pub action: Action,
-    pub meta: LineMeta,
-    /// Line of the feed file the indicator came from.
-    pub line: usize,
-}
+use crate::feed::{self, IpIndicator, LineMeta, ParsedFeed, Skipped};
+use crate::matcher::NameTable;
+use crate::meta::{MetaStore, Source};
 
 /// What loading one feed gave, for `validate`, `feeds` and the start-up log.
 #[derive(Debug, Clone)]
 pub struct FeedStatus {
     pub name: String,
+    /// The file or URL.
+    pub source: String,
+    /// The file the data was read from (the cached copy, for a remote feed).
     pub path: PathBuf,
     pub format: FeedFormat,
     pub indicators: usize,
     pub skipped: BTreeMap<String, usize>,
     pub ignored: BTreeMap<String, usize>,
+    /// Indicators dropped by the feed's filters, by filter.
+    pub filtered: BTreeMap<String, usize>,
     /// The first few skipped lines, with their line numbers, to show the user.
     pub first_skips: Vec<Skipped>,
+    /// Modification time of the data read.
+    pub data_time: Option<std::time::SystemTime>,
+    /// Why a remote feed has no data yet.
+    pub missing: Option<String>,
 }
 
 /// Why a listed name was let through.
@@ -44,6 +43,11 @@ pub struct FeedStatus {
 pub enum AllowRule {
     Client(IpNet),
     Domain(String),
+    /// A feed's own exemption (RPZ `rpz-passthru.`).
+    FeedPassthru {
+        feed: String,
+        name: String,
+    },
 }
 
 impl fmt::Display for AllowRule {
@@ -51,43 +55,63 @@ impl fmt::Display for AllowRule {
         match self {
             AllowRule::Client(net) => write!(f, "allow.clients {net}"),
             AllowRule::Domain(d) => write!(f, "allow.domains {d}"),
+            AllowRule::FeedPassthru { feed, name } => {
+                write!(f, "rpz-passthru {name} in feed {feed}")
+            }
         }
     }
 }
 
-/// An indicator hit: the listed name that covered the query and every source listing it.
+/// An indicator hit: the listed name that covered the query and the records listing it.
 #[derive(Debug, Clone)]
 pub struct Match<'a> {
     pub indicator: &'a str,
     pub wildcard: bool,
-    pub sources: Vec<&'a Source>,
+    recs: Vec<u32>,
+    policy: &'a Policy,
 }
 
 impl Match<'_> {
     /// The action to take: the first source that blocks decides how; a name listed only by
     /// observe-only feeds is only logged.
     pub fn action(&self) -> Action {
-        self.sources
+        self.recs
             .iter()
-            .map(|s| s.action)
+            .map(|&r| self.policy.actions[r as usize])
             .find(|a| *a != Action::Log)
             .unwrap_or(Action::Log)
     }
 
-    /// All feed names listing it, comma-separated, in config order.
+    /// All feed names listing it, comma-separated, in config order of first listing.
     pub fn feeds(&self) -> String {
-        let mut names: Vec<&str> = Vec::new();
-        for s in &self.sources {
-            if !names.contains(&&*s.feed) {
-                names.push(&s.feed);
+        let mut seen: Vec<u16> = Vec::new();
+        for &r in &self.recs {
+            let (feed, _) = self.policy.meta.feed_and_action(r);
+            if !seen.contains(&feed) {
+                seen.push(feed);
             }
         }
+        let names: Vec<&str> = seen
+            .iter()
+            .map(|&f| self.policy.meta.feed_name(f))
+            .collect();
         names.join(",")
     }
 
-    /// The first source that has a value for a metadata field.
-    pub fn first<T>(&self, field: impl Fn(&LineMeta) -> Option<T>) -> Option<T> {
-        self.sources.iter().find_map(|s| field(&s.meta))
+    /// Every source listing it, readable.
+    pub fn sources(&self) -> Vec<Source> {
+        self.recs
+            .iter()
+            .map(|&r| self.policy.meta.source(r))
+            .collect()
+    }
+
+    /// The action each source asks for, in the same order as [`Match::sources`].
+    pub fn source_actions(&self) -> Vec<Action> {
+        self.recs
+            .iter()
+            .map(|&r| self.policy.actions[r as usize])
+            .collect()
     }
 }
 
@@ -108,84 +132,141 @@ pub enum Decision<'a> {
 
 #[derive(Debug)]
 pub struct Policy {
-    indicators: SuffixMap<Source>,
-    allow_domains: SuffixMap<()>,
+    indicators: NameTable,
+    meta: MetaStore,
+    /// Effective action per metadata record.
+    actions: Vec<Action>,
+    allow_domains: NameTable,
+    allow_rules: Vec<AllowRule>,
     allow_clients: Vec<IpNet>,
     access: Vec<IpNet>,
+    /// `ip:port` indicators, kept for answer inspection.
+    pub ip_indicators: Vec<IpIndicator>,
     pub block: BlockConfig,
     pub feeds: Vec<FeedStatus>,
     pub built_at: Instant,
 }
 
 impl Policy {
-    /// Reads every feed of `config` and builds the policy. An unreadable feed is an error;
-    /// bad lines inside a feed are skipped and counted.
+    /// Reads every feed of `config` and builds the policy. An unreadable local feed or an
+    /// unparseable document is an error naming where; bad lines are skipped and counted.
     pub fn build(config: &Config) -> Result<Policy, String> {
-        let mut indicators = SuffixMap::default();
-        let mut feeds = Vec::new();
+        let mut policy = Policy {
+            indicators: NameTable::default(),
+            meta: MetaStore::default(),
+            actions: Vec::new(),
+            allow_domains: NameTable::default(),
+            allow_rules: Vec::new(),
+            allow_clients: config.allow.clients.clone(),
+            access: config.server.allow_clients.clone(),
+            ip_indicators: Vec::new(),
+            block: config.block.clone(),
+            feeds: Vec::new(),
+            built_at: Instant::now(),
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
         for feed_cfg in &config.feeds {
-            let path = feed_cfg.path.get_ref();
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                format!(
-                    "{}: feed {:?}: cannot read {}: {e}",
-                    config.at(feed_cfg.path.span().start),
-                    feed_cfg.name,
-                    path.display()
-                )
-            })?;
-            let parsed = feed::parse(&text, feed_cfg.format);
-            let name: Arc<str> = feed_cfg.name.as_str().into();
-            let defaults = LineMeta {
-                threat_type: feed_cfg.threat_type.as_deref().map(Into::into),
-                malware: feed_cfg.malware.as_deref().map(Into::into),
-                confidence: feed_cfg.confidence,
-                first_seen: feed_cfg.first_seen.as_deref().map(Into::into),
-                reference: feed_cfg.reference.as_deref().map(Into::into),
-                ..LineMeta::default()
+            let (path, text, data_time, missing) = read_feed(config, feed_cfg)?;
+            let parsed = match &text {
+                Some(text) => feed::parse(text, feed_cfg.format).map_err(|e| {
+                    format!(
+                        "{}: feed {:?}: {}: {e}",
+                        config.at(feed_cfg.name.span().start),
+                        feed_cfg.name.get_ref(),
+                        path.display()
+                    )
+                })?,
+                None => ParsedFeed::default(),
             };
-            let action = feed_cfg.action.unwrap_or(config.block.action);
-            for ind in &parsed.indicators {
-                let meta = match &ind.meta {
-                    Some(line) => merge(line, &defaults),
-                    None => defaults.clone(),
-                };
-                indicators.insert(
-                    &ind.pattern.name,
-                    ind.pattern.below_only,
-                    Source {
-                        feed: name.clone(),
-                        action,
-                        meta,
-                        line: ind.line,
-                    },
-                );
-            }
-            feeds.push(FeedStatus {
-                name: feed_cfg.name.clone(),
-                path: path.clone(),
-                format: parsed.format.unwrap_or(feed_cfg.format),
-                indicators: parsed.indicators.len(),
-                skipped: parsed.skipped_by_reason(),
-                ignored: parsed.ignored.clone(),
-                first_skips: parsed.skipped.iter().take(5).cloned().collect(),
+            let status = policy.add_feed(config, feed_cfg, parsed, now);
+            policy.feeds.push(FeedStatus {
+                path,
+                data_time,
+                missing,
+                ..status
             });
         }
-        let mut allow_domains = SuffixMap::default();
         for entry in &config.allow.domains {
             // Validated in Config::parse; a failure here would be a bug, so skip rather than panic.
             if let Ok(p) = normalize_pattern(entry.get_ref()) {
-                allow_domains.insert(&p.name, p.below_only, ());
+                let rule = AllowRule::Domain(entry.get_ref().trim().to_ascii_lowercase());
+                policy.add_allow(&p.name, p.below_only, rule);
             }
         }
-        Ok(Policy {
-            indicators,
-            allow_domains,
-            allow_clients: config.allow.clients.clone(),
-            access: config.server.allow_clients.clone(),
-            block: config.block.clone(),
-            feeds,
-            built_at: Instant::now(),
-        })
+        Ok(policy)
+    }
+
+    fn add_allow(&mut self, name: &str, below_only: bool, rule: AllowRule) {
+        self.allow_domains
+            .insert(name, below_only, self.allow_rules.len() as u32);
+        self.allow_rules.push(rule);
+    }
+
+    /// Adds one parsed feed's indicators (after its filters) and exemptions.
+    fn add_feed(
+        &mut self,
+        config: &Config,
+        cfg: &FeedConfig,
+        parsed: ParsedFeed,
+        now: i64,
+    ) -> FeedStatus {
+        let feed_index = self.meta.add_feed(cfg.name.get_ref());
+        let defaults = LineMeta {
+            threat_type: cfg.threat_type.as_deref().map(Into::into),
+            malware: cfg.malware.as_deref().map(Into::into),
+            confidence: cfg.confidence,
+            first_seen: cfg.first_seen.as_deref().map(Into::into),
+            reference: cfg.reference.as_deref().map(Into::into),
+            ..LineMeta::default()
+        };
+        let global = config.block.action;
+        let mut filtered = BTreeMap::new();
+        let mut loaded = 0;
+        for ind in &parsed.indicators {
+            let meta = match &ind.meta {
+                Some(line) => line.or(&defaults),
+                None => defaults.clone(),
+            };
+            if let Some(why) = filter_out(cfg, &meta, now) {
+                *filtered.entry(why).or_default() += 1;
+                continue;
+            }
+            // A feed's explicit action wins; observe-only mode observes even RPZ's own actions.
+            let action = cfg
+                .action
+                .or(if global == Action::Log {
+                    None
+                } else {
+                    ind.action
+                })
+                .unwrap_or(global);
+            let rec = self.meta.add(feed_index, ind.action, &meta, ind.line);
+            self.actions.push(action);
+            self.indicators
+                .insert(&ind.pattern.name, ind.pattern.below_only, rec);
+            loaded += 1;
+        }
+        for pass in &parsed.passthru {
+            let rule = AllowRule::FeedPassthru {
+                feed: cfg.name.get_ref().clone(),
+                name: pass.pattern.name.clone(),
+            };
+            self.add_allow(&pass.pattern.name, pass.pattern.below_only, rule);
+        }
+        self.ip_indicators.extend(parsed.ips.iter().cloned());
+        FeedStatus {
+            name: cfg.name.get_ref().clone(),
+            source: cfg.source(),
+            path: PathBuf::new(),
+            format: parsed.format.unwrap_or(cfg.format),
+            indicators: loaded,
+            skipped: parsed.skipped_by_reason(),
+            ignored: parsed.ignored.clone(),
+            filtered,
+            first_skips: parsed.skipped.iter().take(5).cloned().collect(),
+            data_time: None,
+            missing: None,
+        }
     }
 
     /// Distinct listed names across all feeds.
@@ -193,9 +274,14 @@ impl Policy {
         self.indicators.len()
     }
 
+    /// Approximate heap bytes of the indicator structures, for reports.
+    pub fn heap_bytes(&self) -> usize {
+        self.indicators.heap_bytes() + self.meta.heap_bytes() + self.actions.capacity()
+    }
+
     /// Whether `client` may query at all.
     pub fn admits(&self, client: IpAddr) -> bool {
-        let client = canonical(client);
+        let client = client.to_canonical();
         self.access.iter().any(|n| n.contains(&client))
     }
 
@@ -205,13 +291,14 @@ impl Policy {
         Some(Match {
             indicator: hit.listed,
             wildcard: hit.wildcard_only(),
-            sources: hit.values().collect(),
+            recs: hit.values().collect(),
+            policy: self,
         })
     }
 
     /// Decides one query. Precedence: client allowlist > domain allowlist > indicator.
     pub fn decide(&self, key: &str, client: IpAddr) -> Decision<'_> {
-        let client = canonical(client);
+        let client = client.to_canonical();
         if !self.access.iter().any(|n| n.contains(&client)) {
             return Decision::Refuse;
         }
@@ -221,13 +308,11 @@ impl Policy {
         if let Some(net) = self.allow_clients.iter().find(|n| n.contains(&client)) {
             return Decision::Allow(hit, AllowRule::Client(*net));
         }
-        if let Some(allow) = self.allow_domains.lookup(key) {
-            let rule = if allow.wildcard_only() {
-                format!("*.{}", allow.listed)
-            } else {
-                allow.listed.to_string()
-            };
-            return Decision::Allow(hit, AllowRule::Domain(rule));
+        if let Some(allow) = self.allow_domains.lookup(key)
+            && let Some(rule) = allow.values().next()
+        {
+            let rule = self.allow_rules[rule as usize].clone();
+            return Decision::Allow(hit, rule);
         }
         match hit.action() {
             Action::Log => Decision::Observe(hit),
@@ -236,27 +321,65 @@ impl Policy {
     }
 }
 
-/// IPv4-mapped IPv6 clients (from dual-stack sockets) compare as IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
+type FeedData = (
+    PathBuf,
+    Option<String>,
+    Option<std::time::SystemTime>,
+    Option<String>,
+);
+
+/// The text of a feed: a local file (an error if unreadable), or a remote feed's cached
+/// copy (absent until the first download succeeds, which is not an error).
+fn read_feed(config: &Config, cfg: &FeedConfig) -> Result<FeedData, String> {
+    let path = match &cfg.path {
+        Some(p) => p.clone(),
+        None => crate::remote::cache_path(&config.download.cache_dir, cfg.name.get_ref()),
+    };
+    let data_time = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((path, Some(text), data_time, None)),
+        Err(e) if cfg.path.is_none() => {
+            let why = format!("no cached copy yet ({}: {e})", path.display());
+            Ok((path, None, None, Some(why)))
+        }
+        Err(e) => Err(format!(
+            "{}: feed {:?}: cannot read {}: {e}",
+            config.at(cfg.name.span().start),
+            cfg.name.get_ref(),
+            path.display()
+        )),
     }
 }
 
-/// A line's own metadata, with the feed's defaults where the line says nothing.
-fn merge(line: &LineMeta, defaults: &LineMeta) -> LineMeta {
-    let pick = |a: &Option<Arc<str>>, b: &Option<Arc<str>>| a.clone().or_else(|| b.clone());
-    LineMeta {
-        ioc_type: pick(&line.ioc_type, &defaults.ioc_type),
-        threat_type: pick(&line.threat_type, &defaults.threat_type),
-        malware: pick(&line.malware, &defaults.malware),
-        confidence: line.confidence.or(defaults.confidence),
-        first_seen: pick(&line.first_seen, &defaults.first_seen),
-        last_seen: pick(&line.last_seen, &defaults.last_seen),
-        reporter: pick(&line.reporter, &defaults.reporter),
-        tags: pick(&line.tags, &defaults.tags),
-        reference: pick(&line.reference, &defaults.reference),
-        ioc_id: pick(&line.ioc_id, &defaults.ioc_id),
+/// Which filter of the feed, if any, drops an indicator.
+fn filter_out(cfg: &FeedConfig, meta: &LineMeta, now: i64) -> Option<String> {
+    if let Some(min) = cfg.min_confidence
+        && meta.confidence.unwrap_or(0) < min
+    {
+        return Some(format!("confidence below {min}"));
     }
+    if let Some(types) = &cfg.threat_types
+        && !meta
+            .threat_type
+            .as_deref()
+            .is_some_and(|t| types.iter().any(|w| w.eq_ignore_ascii_case(t)))
+    {
+        return Some(format!("threat type not in {types:?}"));
+    }
+    if let Some(days) = cfg.max_age_days {
+        let seen = meta
+            .last_seen
+            .as_deref()
+            .or(meta.first_seen.as_deref())
+            .and_then(crate::meta::parse_time)
+            .map(|t| t.unix_timestamp());
+        match seen {
+            Some(secs) if now - secs > i64::from(days) * 86_400 => {
+                return Some(format!("last/first seen more than {days} days ago"));
+            }
+            None => return Some("no date to apply max_age_days to".into()),
+            _ => {}
+        }
+    }
+    None
 }

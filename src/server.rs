@@ -6,12 +6,10 @@
 //! closed after `server.tcp_idle_timeout_ms` without a query.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, watch};
@@ -22,6 +20,8 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::handler::{Handler, Outcome, Protocol};
 use crate::policy::Policy;
+use crate::reload::{self, Live};
+use crate::remote::Fetcher;
 use crate::upstream::Upstream;
 
 /// A running server. Dropping it does not stop it; call [`Server::shutdown`].
@@ -29,25 +29,27 @@ pub struct Server {
     /// Bound addresses, in `server.listen` order (port 0 resolved); UDP and TCP share each.
     pub addrs: Vec<SocketAddr>,
     handler: Arc<Handler>,
-    policy: Arc<ArcSwap<Policy>>,
-    config_path: PathBuf,
+    live: Arc<Live>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
 
 impl Server {
-    /// Loads the policy, opens the block log, binds every listen address and starts serving.
+    /// Loads the policy, opens the block log, binds every listen address and starts serving,
+    /// then starts the file watch and remote feed refresh.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
         let policy = Policy::build(&config).map_err(anyhow::Error::msg)?;
-        let policy = Arc::new(ArcSwap::from_pointee(policy));
         let log = BlockLog::start(&config.log.blocks, config.log.queue)
             .with_context(|| format!("cannot open block log {}", config.log.blocks))?;
-        let upstream = Upstream::new(
+        let upstream = Arc::new(Upstream::new(
             config.upstream.servers.clone(),
             Duration::from_millis(config.upstream.timeout_ms),
-        );
+        ));
+        let fetcher =
+            Fetcher::new(&config.download, upstream.clone()).map_err(anyhow::Error::msg)?;
+        let live = Arc::new(Live::new(config.clone(), policy));
         let handler = Arc::new(Handler::new(
-            policy.clone(),
+            live.policy.clone(),
             upstream,
             Cache::new(&config.cache),
             log,
@@ -73,30 +75,38 @@ impl Server {
                 stopped.clone(),
             ));
         }
+        if config.reload.watch {
+            let interval = Duration::from_millis(config.reload.interval_ms.max(10));
+            tasks.spawn(reload::watch_files(live.clone(), interval, stopped.clone()));
+        }
+        tasks.spawn(reload::refresh_remote(
+            live.clone(),
+            fetcher,
+            stopped.clone(),
+        ));
         Ok(Server {
             addrs,
             handler,
-            policy,
-            config_path: config.source.clone(),
+            live,
             stop,
             tasks,
         })
     }
 
-    /// Rebuilds the policy from the config file and swaps it in. On any error the running
-    /// policy stays in force and the error is returned.
+    /// Rebuilds the policy from the config file and swaps it in (blocking). On any error the
+    /// running policy stays in force and the error is returned.
     pub fn reload(&self) -> Result<(), String> {
-        let config = Config::load(&self.config_path).map_err(|e| e.to_string())?;
-        let policy = Policy::build(&config)?;
-        let count = policy.indicator_count();
-        self.policy.store(Arc::new(policy));
-        tracing::info!(indicators = count, "policy reloaded");
-        Ok(())
+        self.live.reload()
+    }
+
+    /// Reloads on a blocking thread, logging the outcome (what SIGHUP does).
+    pub async fn reload_logged(&self, why: &str) {
+        self.live.reload_logged(why).await
     }
 
     /// The policy in force.
     pub fn policy(&self) -> Arc<Policy> {
-        self.policy.load_full()
+        self.live.policy.load_full()
     }
 
     pub fn handler(&self) -> &Handler {

@@ -128,7 +128,7 @@ fn validate_fails_on_an_unreadable_feed_naming_it() {
         err.contains("feed \"local\"") && err.contains("missing.txt"),
         "{err}"
     );
-    assert!(err.contains(&format!("{}:9", path.display())), "{err}");
+    assert!(err.contains(&format!("{}:8", path.display())), "{err}");
 }
 
 #[test]

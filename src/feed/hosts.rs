@@ -40,6 +40,7 @@ pub fn parse(text: &str) -> ParsedFeed {
                     pattern,
                     line: line_no,
                     meta: None,
+                    action: None,
                 }),
                 Err(why) => feed.skip(line_no, why),
             }

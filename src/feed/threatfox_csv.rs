@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use super::{Indicator, LineMeta, ParsedFeed};
-use crate::domain::normalize_pattern;
+use super::ioc::Ioc;
+use super::{LineMeta, ParsedFeed};
 
 /// The documented column order, used when a file has no header line.
 const DEFAULT_COLUMNS: &[&str] = &[
@@ -81,83 +81,24 @@ fn row(feed: &mut ParsedFeed, columns: &Columns, fields: &[String], line_no: usi
         let v = fields.get(columns.index(name)?)?.trim();
         (!v.is_empty() && v != "None").then_some(v)
     };
-    let Some(value) = get("ioc_value") else {
-        feed.skip(line_no, "no ioc_value");
-        return;
-    };
-    let ioc_type = get("ioc_type").unwrap_or("domain");
-    let host = match ioc_type {
-        "domain" => value,
-        "url" => match url_host(value) {
-            Some(host) => host,
-            None => {
-                feed.skip(line_no, "url IOC without a host name");
-                return;
-            }
-        },
-        "ip:port" => {
-            feed.ignore("ip:port (kept for answer inspection)");
-            return;
-        }
-        t if t.ends_with("_hash") => {
-            feed.ignore("hash");
-            return;
-        }
-        _ => {
-            feed.skip(line_no, format!("unknown ioc_type {ioc_type:?}"));
-            return;
-        }
-    };
-    if host.parse::<std::net::IpAddr>().is_ok() {
-        feed.ignore("url with an IP host");
-        return;
-    }
-    let pattern = match normalize_pattern(host) {
-        Ok(p) => p,
-        Err(why) => {
-            feed.skip(line_no, why);
-            return;
-        }
-    };
-    let confidence = match get("confidence_level").map(str::parse::<u8>) {
-        Some(Ok(c)) if c <= 100 => Some(c),
-        Some(_) => {
-            feed.skip(line_no, "confidence_level is not a number 0-100");
-            return;
-        }
-        None => None,
-    };
     let text = |name: &str| get(name).map(Arc::<str>::from);
-    let meta = LineMeta {
-        ioc_type: Some(ioc_type.into()),
-        threat_type: text("threat_type"),
-        malware: text("malware_printable").or_else(|| text("fk_malware")),
-        confidence,
-        first_seen: text("first_seen_utc"),
-        last_seen: text("last_seen_utc"),
-        reporter: text("reporter"),
-        tags: text("tags"),
-        reference: text("reference"),
-        ioc_id: text("ioc_id"),
+    let ioc = Ioc {
+        value: get("ioc_value"),
+        ioc_type: get("ioc_type"),
+        confidence: get("confidence_level"),
+        meta: LineMeta {
+            threat_type: text("threat_type"),
+            malware: text("malware_printable").or_else(|| text("fk_malware")),
+            first_seen: text("first_seen_utc"),
+            last_seen: text("last_seen_utc"),
+            reporter: text("reporter"),
+            tags: text("tags"),
+            reference: text("reference"),
+            ioc_id: text("ioc_id"),
+            ..LineMeta::default()
+        },
     };
-    feed.indicators.push(Indicator {
-        pattern,
-        line: line_no,
-        meta: Some(Box::new(meta)),
-    });
-}
-
-/// The host of `scheme://host[:port]/...`, if it has one.
-fn url_host(url: &str) -> Option<&str> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if authority.starts_with('[') {
-        return None; // IPv6 literal
-    } else {
-        authority.split(':').next()?
-    };
-    (!host.is_empty()).then_some(host)
+    ioc.push_to(feed, line_no);
 }
 
 /// Splits one CSV line of quoted (or bare) fields separated by commas with optional spaces.
@@ -242,7 +183,9 @@ mod tests {
             feed.indicators[1].meta.as_ref().unwrap().tags.as_deref(),
             Some("a,b")
         );
-        assert_eq!(feed.ignored.values().sum::<usize>(), 2);
+        assert_eq!(feed.ignored.values().sum::<usize>(), 1, "the hash");
+        assert_eq!(feed.ips.len(), 1, "ip:port kept");
+        assert_eq!(feed.ips[0].port, Some(443));
         assert_eq!(
             feed.skipped.iter().map(|s| s.line).collect::<Vec<_>>(),
             vec![9, 10]
