@@ -39,6 +39,8 @@ enum Command {
     },
     /// Parse the config and every feed; exit 1 on errors, 2 if feed lines were skipped.
     Validate,
+    /// Per feed: source, format, indicators, skipped lines, data age, last refresh and error.
+    Feeds,
 }
 
 pub fn main() -> ExitCode {
@@ -47,6 +49,7 @@ pub fn main() -> ExitCode {
         Command::Serve => serve(&cli.config),
         Command::Check { ref name, client } => check(&cli.config, name, client),
         Command::Validate => validate(&cli.config),
+        Command::Feeds => feeds(&cli.config),
     }
 }
 
@@ -263,4 +266,49 @@ fn validate(path: &std::path::Path) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn feeds(path: &std::path::Path) -> ExitCode {
+    let (config, policy) = match load(path) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = std::time::SystemTime::now();
+    let unix_now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let ago = |secs: i64| humantime::format_duration(std::time::Duration::from_secs(secs.max(0) as u64)).to_string();
+    for (feed, cfg) in policy.feeds.iter().zip(&config.feeds) {
+        println!("{}", feed.name);
+        println!("  source:      {}", feed.source);
+        println!("  format:      {}", feed.format.as_str());
+        println!("  indicators:  {}", feed.indicators);
+        let skipped: usize = feed.skipped.values().sum();
+        println!("  skipped:     {skipped} lines");
+        for (reason, n) in &feed.skipped {
+            println!("    {n} x {reason}");
+        }
+        for (kind, n) in &feed.ignored {
+            println!("  ignored:     {n} x {kind}");
+        }
+        for (filter, n) in &feed.filtered {
+            println!("  filtered:    {n} x {filter}");
+        }
+        match feed.data_time.and_then(|t| now.duration_since(t).ok()) {
+            Some(age) => println!("  data age:    {} ({})", ago(age.as_secs() as i64), feed.path.display()),
+            None => println!("  data age:    no data{}", feed.missing.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()),
+        }
+        if cfg.url.is_some() {
+            let state = crate::remote::load_state(&config.download.cache_dir, &feed.name);
+            let every = cfg.refresh.map_or("1h".to_string(), |d| humantime::format_duration(d).to_string());
+            println!("  refresh:     every {every}");
+            match state.last_success {
+                Some(t) => println!("  last refresh: {} ago", ago(unix_now - t)),
+                None => println!("  last refresh: never"),
+            }
+            println!("  last error:  {}", state.last_error.as_deref().unwrap_or("none"));
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -67,7 +67,10 @@ pub fn parse(text: &str) -> ParsedFeed {
             continue;
         }
         let owner = relative_owner(words[0], &origin);
-        if owner.split('.').any(|l| l.starts_with("rpz-")) {
+        if owner
+            .split('.')
+            .any(|l| matches!(l, "rpz-ip" | "rpz-nsip" | "rpz-nsdname" | "rpz-client-ip"))
+        {
             feed.ignore("RPZ trigger other than a query name");
             continue;
         }

@@ -457,3 +457,88 @@ pub fn ede(msg: &Message) -> Option<(u16, String)> {
         _ => None,
     }
 }
+
+/// What the fake feed server serves now.
+pub struct Served {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub etag: String,
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 for remote-feed tests: one response per connection,
+/// honouring If-None-Match.
+pub struct HttpFeed {
+    pub addr: SocketAddr,
+    pub served: Arc<Mutex<Served>>,
+    pub requests: Arc<AtomicUsize>,
+    pub not_modified: Arc<AtomicUsize>,
+}
+
+impl HttpFeed {
+    pub async fn start(body: &[u8]) -> HttpFeed {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let feed = HttpFeed {
+            addr: listener.local_addr().unwrap(),
+            served: Arc::new(Mutex::new(Served { status: 200, body: body.to_vec(), etag: "\"v1\"".into() })),
+            requests: Arc::default(),
+            not_modified: Arc::default(),
+        };
+        let (served, requests, not_modified) = (feed.served.clone(), feed.requests.clone(), feed.not_modified.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else { continue };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if s.read_exact(&mut byte).await.is_err() {
+                        break;
+                    }
+                    head.push(byte[0]);
+                }
+                requests.fetch_add(1, Ordering::SeqCst);
+                let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let (status, body, etag) = {
+                    let s = served.lock().unwrap();
+                    (s.status, s.body.clone(), s.etag.clone())
+                };
+                let conditional = head.contains(&format!("if-none-match: {}", etag.to_ascii_lowercase()));
+                let response = if status == 200 && conditional {
+                    not_modified.fetch_add(1, Ordering::SeqCst);
+                    format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n").into_bytes()
+                } else {
+                    let mut r = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nETag: {etag}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(&body);
+                    r
+                };
+                let _ = s.write_all(&response).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        feed
+    }
+
+    pub fn serve(&self, status: u16, body: &[u8], etag: &str) {
+        *self.served.lock().unwrap() = Served { status, body: body.to_vec(), etag: etag.into() };
+    }
+}
+
+/// Polls `check` every 20 ms until it is true or `within` passes; returns whether it became true.
+pub async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check().await
+}
+
+/// The rcode iocsink answers for an A query of `qname`.
+pub async fn rcode_of(server: SocketAddr, qname: &str) -> ResponseCode {
+    ask(server, qname, RecordType::A, Ask::default()).await.metadata.response_code
+}
