@@ -278,7 +278,9 @@ fn feeds(path: &std::path::Path) -> ExitCode {
     };
     let now = std::time::SystemTime::now();
     let unix_now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let ago = |secs: i64| humantime::format_duration(std::time::Duration::from_secs(secs.max(0) as u64)).to_string();
+    let ago = |secs: i64| {
+        humantime::format_duration(std::time::Duration::from_secs(secs.max(0) as u64)).to_string()
+    };
     for (feed, cfg) in policy.feeds.iter().zip(&config.feeds) {
         println!("{}", feed.name);
         println!("  source:      {}", feed.source);
@@ -296,18 +298,33 @@ fn feeds(path: &std::path::Path) -> ExitCode {
             println!("  filtered:    {n} x {filter}");
         }
         match feed.data_time.and_then(|t| now.duration_since(t).ok()) {
-            Some(age) => println!("  data age:    {} ({})", ago(age.as_secs() as i64), feed.path.display()),
-            None => println!("  data age:    no data{}", feed.missing.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()),
+            Some(age) => println!(
+                "  data age:    {} ({})",
+                ago(age.as_secs() as i64),
+                feed.path.display()
+            ),
+            None => println!(
+                "  data age:    no data{}",
+                feed.missing
+                    .as_deref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default()
+            ),
         }
         if cfg.url.is_some() {
             let state = crate::remote::load_state(&config.download.cache_dir, &feed.name);
-            let every = cfg.refresh.map_or("1h".to_string(), |d| humantime::format_duration(d).to_string());
+            let every = cfg.refresh.map_or("1h".to_string(), |d| {
+                humantime::format_duration(d).to_string()
+            });
             println!("  refresh:     every {every}");
             match state.last_success {
                 Some(t) => println!("  last refresh: {} ago", ago(unix_now - t)),
                 None => println!("  last refresh: never"),
             }
-            println!("  last error:  {}", state.last_error.as_deref().unwrap_or("none"));
+            println!(
+                "  last error:  {}",
+                state.last_error.as_deref().unwrap_or("none")
+            );
         }
     }
     ExitCode::SUCCESS

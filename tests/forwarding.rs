@@ -31,7 +31,7 @@ async fn relays_a_aaaa_and_txt_answers() {
         RData::TXT(t) => assert_eq!(t.to_string(), "v=spf1 -all"),
         other => panic!("expected TXT, got {other:?}"),
     }
-    let forwarded = up.last.lock().unwrap().clone().unwrap();
+    let forwarded = up.last().unwrap();
     let edns = forwarded.edns.expect("forwarded with EDNS");
     assert_eq!(edns.max_payload(), 1232);
 }

@@ -157,8 +157,24 @@ pub struct FakeUpstream {
     pub udp_queries: Arc<AtomicUsize>,
     pub tcp_queries: Arc<AtomicUsize>,
     pub faults: Arc<Faults>,
-    /// The last query seen, to check what was forwarded.
-    pub last: Arc<Mutex<Option<Message>>>,
+    /// Every query received, in order, to check what was forwarded.
+    pub seen: Arc<Mutex<Vec<Message>>>,
+}
+
+impl FakeUpstream {
+    /// Whether any query for `qname` (any type) reached this upstream.
+    pub fn was_asked(&self, qname: &str) -> bool {
+        self.seen.lock().unwrap().iter().any(|m| {
+            m.queries
+                .iter()
+                .any(|q| q.name().to_ascii().eq_ignore_ascii_case(qname))
+        })
+    }
+
+    /// The last query received.
+    pub fn last(&self) -> Option<Message> {
+        self.seen.lock().unwrap().last().cloned()
+    }
 }
 
 impl FakeUpstream {
@@ -175,13 +191,13 @@ impl FakeUpstream {
             udp_queries: Arc::default(),
             tcp_queries: Arc::default(),
             faults: Arc::default(),
-            last: Arc::default(),
+            seen: Arc::default(),
         };
         let (z, count, faults, last) = (
             zone.clone(),
             up.udp_queries.clone(),
             up.faults.clone(),
-            up.last.clone(),
+            up.seen.clone(),
         );
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
@@ -204,7 +220,7 @@ impl FakeUpstream {
             zone,
             up.tcp_queries.clone(),
             up.faults.clone(),
-            up.last.clone(),
+            up.seen.clone(),
         );
         tokio::spawn(async move {
             loop {
@@ -244,11 +260,11 @@ impl FakeUpstream {
 fn respond(
     zone: &Zone,
     faults: &Faults,
-    last: &Mutex<Option<Message>>,
+    seen: &Mutex<Vec<Message>>,
     packet: &[u8],
 ) -> Option<Message> {
     let query = Message::from_vec(packet).ok()?;
-    *last.lock().unwrap() = Some(query.clone());
+    seen.lock().unwrap().push(query.clone());
     if faults.silent.load(Ordering::SeqCst) {
         return None;
     }
@@ -479,14 +495,24 @@ impl HttpFeed {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let feed = HttpFeed {
             addr: listener.local_addr().unwrap(),
-            served: Arc::new(Mutex::new(Served { status: 200, body: body.to_vec(), etag: "\"v1\"".into() })),
+            served: Arc::new(Mutex::new(Served {
+                status: 200,
+                body: body.to_vec(),
+                etag: "\"v1\"".into(),
+            })),
             requests: Arc::default(),
             not_modified: Arc::default(),
         };
-        let (served, requests, not_modified) = (feed.served.clone(), feed.requests.clone(), feed.not_modified.clone());
+        let (served, requests, not_modified) = (
+            feed.served.clone(),
+            feed.requests.clone(),
+            feed.not_modified.clone(),
+        );
         tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = listener.accept().await else { continue };
+                let Ok((mut s, _)) = listener.accept().await else {
+                    continue;
+                };
                 let mut head = Vec::new();
                 let mut byte = [0u8; 1];
                 while !head.ends_with(b"\r\n\r\n") {
@@ -501,10 +527,14 @@ impl HttpFeed {
                     let s = served.lock().unwrap();
                     (s.status, s.body.clone(), s.etag.clone())
                 };
-                let conditional = head.contains(&format!("if-none-match: {}", etag.to_ascii_lowercase()));
+                let conditional =
+                    head.contains(&format!("if-none-match: {}", etag.to_ascii_lowercase()));
                 let response = if status == 200 && conditional {
                     not_modified.fetch_add(1, Ordering::SeqCst);
-                    format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n").into_bytes()
+                    format!(
+                        "HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n"
+                    )
+                    .into_bytes()
                 } else {
                     let mut r = format!(
                         "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nETag: {etag}\r\nConnection: close\r\n\r\n",
@@ -522,7 +552,11 @@ impl HttpFeed {
     }
 
     pub fn serve(&self, status: u16, body: &[u8], etag: &str) {
-        *self.served.lock().unwrap() = Served { status, body: body.to_vec(), etag: etag.into() };
+        *self.served.lock().unwrap() = Served {
+            status,
+            body: body.to_vec(),
+            etag: etag.into(),
+        };
     }
 }
 
@@ -540,5 +574,14 @@ pub async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) 
 
 /// The rcode iocsink answers for an A query of `qname`.
 pub async fn rcode_of(server: SocketAddr, qname: &str) -> ResponseCode {
-    ask(server, qname, RecordType::A, Ask::default()).await.metadata.response_code
+    ask(server, qname, RecordType::A, Ask::default())
+        .await
+        .metadata
+        .response_code
+}
+
+/// Whether iocsink blocked `qname` (answered with its Blocked EDE, not a real NXDOMAIN).
+pub async fn is_blocked(server: SocketAddr, qname: &str) -> bool {
+    let r = ask(server, qname, RecordType::A, Ask::default()).await;
+    ede(&r).is_some_and(|(code, _)| code == 15)
 }
