@@ -11,7 +11,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
 use crate::config::Action;
-use crate::feed::LineMeta;
+use crate::feed::{LineMeta, Meta};
 
 const NONE: u32 = u32::MAX;
 /// Stamps with this bit set are string ids (dates we could not parse are kept as written).
@@ -67,7 +67,7 @@ impl MetaStore {
     }
 
     /// Stores one indicator's metadata; returns its record id.
-    pub fn add(&mut self, feed: u16, action: Option<Action>, meta: &LineMeta, line: usize) -> u32 {
+    pub fn add(&mut self, feed: u16, action: Option<Action>, meta: &Meta<'_>, line: usize) -> u32 {
         let profile = Profile {
             feed,
             action,
@@ -217,7 +217,7 @@ mod tests {
     fn round_trips_metadata_and_shares_profiles() {
         let mut store = MetaStore::default();
         let feed = store.add_feed("tf");
-        let meta = LineMeta {
+        let meta = Meta {
             ioc_type: Some("domain".into()),
             malware: Some("MaskGramStealer".into()),
             threat_type: Some("botnet_cc".into()),
@@ -225,7 +225,7 @@ mod tests {
             first_seen: Some("2026-05-24 00:00:00 UTC".into()),
             last_seen: Some("whenever".into()),
             ioc_id: Some("1760922".into()),
-            ..LineMeta::default()
+            ..Meta::default()
         };
         let a = store.add(feed, None, &meta, 7);
         let b = store.add(feed, None, &meta, 8);

@@ -2,6 +2,7 @@
 //! path and then immutable. The server holds it behind an `ArcSwap` and swaps in a new one on
 //! reload, so a lookup never waits on a rebuild.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -12,7 +13,7 @@ use ipnet::IpNet;
 
 use crate::config::{Action, BlockConfig, Config, FeedConfig, FeedFormat};
 use crate::domain::normalize_pattern;
-use crate::feed::{self, IpIndicator, LineMeta, ParsedFeed, Skipped};
+use crate::feed::{self, Indicator, IpIndicator, Meta, Report, Skipped};
 use crate::matcher::NameTable;
 use crate::meta::{MetaStore, Source};
 
@@ -167,18 +168,16 @@ impl Policy {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         for feed_cfg in &config.feeds {
             let (path, text, data_time, missing) = read_feed(config, feed_cfg)?;
-            let parsed = match &text {
-                Some(text) => feed::parse(text, feed_cfg.format).map_err(|e| {
+            let status = policy
+                .add_feed(config, feed_cfg, text.as_deref(), now)
+                .map_err(|e| {
                     format!(
                         "{}: feed {:?}: {}: {e}",
                         config.at(feed_cfg.name.span().start),
                         feed_cfg.name.get_ref(),
                         path.display()
                     )
-                })?,
-                None => ParsedFeed::default(),
-            };
-            let status = policy.add_feed(config, feed_cfg, parsed, now);
+                })?;
             policy.feeds.push(FeedStatus {
                 path,
                 data_time,
@@ -202,34 +201,33 @@ impl Policy {
         self.allow_rules.push(rule);
     }
 
-    /// Adds one parsed feed's indicators (after its filters) and exemptions.
+    /// Parses one feed's text straight into the tables (no intermediate list, so a big
+    /// feed costs its compact form, not its parsed form), applying the feed's filters.
     fn add_feed(
         &mut self,
         config: &Config,
         cfg: &FeedConfig,
-        parsed: ParsedFeed,
+        text: Option<&str>,
         now: i64,
-    ) -> FeedStatus {
+    ) -> Result<FeedStatus, String> {
         let feed_index = self.meta.add_feed(cfg.name.get_ref());
-        let defaults = LineMeta {
-            threat_type: cfg.threat_type.as_deref().map(Into::into),
-            malware: cfg.malware.as_deref().map(Into::into),
+        let defaults = Meta {
+            threat_type: cfg.threat_type.as_deref().map(Cow::Borrowed),
+            malware: cfg.malware.as_deref().map(Cow::Borrowed),
             confidence: cfg.confidence,
-            first_seen: cfg.first_seen.as_deref().map(Into::into),
-            reference: cfg.reference.as_deref().map(Into::into),
-            ..LineMeta::default()
+            first_seen: cfg.first_seen.as_deref().map(Cow::Borrowed),
+            reference: cfg.reference.as_deref().map(Cow::Borrowed),
+            ..Meta::default()
         };
         let global = config.block.action;
         let mut filtered = BTreeMap::new();
         let mut loaded = 0;
-        for ind in &parsed.indicators {
-            let meta = match &ind.meta {
-                Some(line) => line.or(&defaults),
-                None => defaults.clone(),
-            };
+        let (names, store, actions) = (&mut self.indicators, &mut self.meta, &mut self.actions);
+        let mut sink = |ind: Indicator<'_>| {
+            let meta = ind.meta.or(&defaults);
             if let Some(why) = filter_out(cfg, &meta, now) {
                 *filtered.entry(why).or_default() += 1;
-                continue;
+                return;
             }
             // A feed's explicit action wins; observe-only mode observes even RPZ's own actions.
             let action = cfg
@@ -240,33 +238,36 @@ impl Policy {
                     ind.action
                 })
                 .unwrap_or(global);
-            let rec = self.meta.add(feed_index, ind.action, &meta, ind.line);
-            self.actions.push(action);
-            self.indicators
-                .insert(&ind.pattern.name, ind.pattern.below_only, rec);
+            let rec = store.add(feed_index, ind.action, &meta, ind.line);
+            actions.push(action);
+            names.insert(&ind.pattern.name, ind.pattern.below_only, rec);
             loaded += 1;
-        }
-        for pass in &parsed.passthru {
+        };
+        let report = match text {
+            Some(text) => feed::parse_into(text, cfg.format, &mut sink)?,
+            None => Report::default(),
+        };
+        for pass in &report.passthru {
             let rule = AllowRule::FeedPassthru {
                 feed: cfg.name.get_ref().clone(),
-                name: pass.pattern.name.clone(),
+                name: pass.name.clone(),
             };
-            self.add_allow(&pass.pattern.name, pass.pattern.below_only, rule);
+            self.add_allow(&pass.name, pass.below_only, rule);
         }
-        self.ip_indicators.extend(parsed.ips.iter().cloned());
-        FeedStatus {
+        self.ip_indicators.extend(report.ips.iter().cloned());
+        Ok(FeedStatus {
             name: cfg.name.get_ref().clone(),
             source: cfg.source(),
             path: PathBuf::new(),
-            format: parsed.format.unwrap_or(cfg.format),
+            format: report.format.unwrap_or(cfg.format),
             indicators: loaded,
-            skipped: parsed.skipped_by_reason(),
-            ignored: parsed.ignored.clone(),
+            skipped: report.skipped_by_reason.clone(),
+            ignored: report.ignored.clone(),
             filtered,
-            first_skips: parsed.skipped.iter().take(5).cloned().collect(),
+            first_skips: report.skipped.iter().take(5).cloned().collect(),
             data_time: None,
             missing: None,
-        }
+        })
     }
 
     /// Distinct listed names across all feeds.
@@ -352,7 +353,7 @@ fn read_feed(config: &Config, cfg: &FeedConfig) -> Result<FeedData, String> {
 }
 
 /// Which filter of the feed, if any, drops an indicator.
-fn filter_out(cfg: &FeedConfig, meta: &LineMeta, now: i64) -> Option<String> {
+fn filter_out(cfg: &FeedConfig, meta: &Meta<'_>, now: i64) -> Option<String> {
     if let Some(min) = cfg.min_confidence
         && meta.confidence.unwrap_or(0) < min
     {

@@ -184,9 +184,10 @@ impl Fetcher {
         }
         let body = unpack(body, self.max_bytes).map_err(|e| format!("GET {url}: {e}"))?;
         let text = String::from_utf8(body).map_err(|_| format!("GET {url}: not UTF-8 text"))?;
-        let parsed =
-            crate::feed::parse(&text, feed.format).map_err(|e| format!("GET {url}: {e}"))?;
-        if parsed.indicators.is_empty() && !parsed.skipped.is_empty() {
+        // Parse to check it, counting only: the tables are built by the reload that follows.
+        let parsed = crate::feed::parse_into(&text, feed.format, &mut |_| {})
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if parsed.indicators == 0 && !parsed.skipped.is_empty() {
             return Err(format!(
                 "GET {url}: no usable indicator ({} lines skipped, first at line {}: {}); keeping the last good copy",
                 parsed.skipped.len(),

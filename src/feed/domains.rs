@@ -1,11 +1,10 @@
 //! Plain domain lists: one name per line, `#` comments, `*.d` wildcards, and adblock-style
 //! `||name^` lines (as published by many blocklists).
 
-use super::{Indicator, ParsedFeed, strip_comment};
+use super::{Indicator, Meta, Out, strip_comment};
 use crate::domain::normalize_pattern;
 
-pub fn parse(text: &str) -> ParsedFeed {
-    let mut feed = ParsedFeed::default();
+pub fn parse<'t>(text: &'t str, out: &mut Out<'t, '_>) {
     for (i, raw) in text.lines().enumerate() {
         let line_no = i + 1;
         let line = strip_comment(raw).trim();
@@ -16,37 +15,37 @@ pub fn parse(text: &str) -> ParsedFeed {
             Some(rest) => match rest.strip_suffix('^') {
                 Some(name) => name,
                 None => {
-                    feed.skip(line_no, "adblock rule other than ||name^");
+                    out.skip(line_no, "adblock rule other than ||name^");
                     continue;
                 }
             },
             None => line,
         };
         if name.split_whitespace().nth(1).is_some() {
-            feed.skip(line_no, "more than one word on a line");
+            out.skip(line_no, "more than one word on a line");
             continue;
         }
         match normalize_pattern(name) {
-            Ok(pattern) => feed.indicators.push(Indicator {
+            Ok(pattern) => out.indicator(Indicator {
                 pattern,
                 line: line_no,
-                meta: None,
+                meta: Meta::default(),
                 action: None,
             }),
-            Err(why) => feed.skip(line_no, why),
+            Err(why) => out.skip(line_no, why),
         }
     }
-    feed
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn reads_names_wildcards_and_adblock_lines() {
-        let feed =
-            parse("# header\nBad.SBS.\n*.wild.test # note\n||ad.test^\n\nnot a name\n-x_.te st\n");
+        let feed = super::super::parse(
+            "# header\nBad.SBS.\n*.wild.test # note\n||ad.test^\n\nnot a name\n-x_.te st\n",
+            crate::config::FeedFormat::Domains,
+        )
+        .unwrap();
         let names: Vec<_> = feed
             .indicators
             .iter()

@@ -1,7 +1,7 @@
 //! Hosts files: `0.0.0.0 name [name...]` or `127.0.0.1 name` lines (ThreatFox's hostfile
 //! export uses 127.0.0.1). The address column is a placeholder and is ignored.
 
-use super::{Indicator, ParsedFeed, strip_comment};
+use super::{Indicator, Meta, Out, strip_comment};
 use crate::domain::normalize_pattern;
 
 /// Names every hosts file carries for the machine itself; never indicators.
@@ -15,8 +15,7 @@ const LOCAL_NAMES: &[&str] = &[
     "0.0.0.0",
 ];
 
-pub fn parse(text: &str) -> ParsedFeed {
-    let mut feed = ParsedFeed::default();
+pub fn parse<'t>(text: &'t str, out: &mut Out<'t, '_>) {
     for (i, raw) in text.lines().enumerate() {
         let line_no = i + 1;
         let line = strip_comment(raw).trim();
@@ -26,7 +25,7 @@ pub fn parse(text: &str) -> ParsedFeed {
         let mut words = line.split_whitespace();
         let addr = words.next().unwrap_or_default();
         if addr.parse::<std::net::IpAddr>().is_err() {
-            feed.skip(line_no, "hosts line does not start with an IP address");
+            out.skip(line_no, "hosts line does not start with an IP address");
             continue;
         }
         let mut any = false;
@@ -36,30 +35,27 @@ pub fn parse(text: &str) -> ParsedFeed {
                 continue;
             }
             match normalize_pattern(name) {
-                Ok(pattern) => feed.indicators.push(Indicator {
+                Ok(pattern) => out.indicator(Indicator {
                     pattern,
                     line: line_no,
-                    meta: None,
+                    meta: Meta::default(),
                     action: None,
                 }),
-                Err(why) => feed.skip(line_no, why),
+                Err(why) => out.skip(line_no, why),
             }
         }
         if !any {
-            feed.skip(line_no, "hosts line has no name");
+            out.skip(line_no, "hosts line has no name");
         }
     }
-    feed
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn reads_threatfox_style_hostfile() {
         let text = "# ThreatFox hostfile\n127.0.0.1 localhost\n127.0.0.1 Bad.sbs\n0.0.0.0 a.test b.test # two\nbad.sbs\n0.0.0.0\n";
-        let feed = parse(text);
+        let feed = super::super::parse(text, crate::config::FeedFormat::Hosts).unwrap();
         let names: Vec<_> = feed
             .indicators
             .iter()

@@ -4,31 +4,40 @@
 
 use std::net::IpAddr;
 
-use super::{Indicator, IpIndicator, LineMeta, ParsedFeed};
+use std::borrow::Cow;
+
+use super::{Indicator, IpIndicator, Meta, Out};
 use crate::domain::normalize_pattern;
 
-pub struct Ioc<'a> {
-    pub value: Option<&'a str>,
+pub struct Ioc<'t> {
+    pub value: Option<Cow<'t, str>>,
     /// `domain` when absent.
-    pub ioc_type: Option<&'a str>,
+    pub ioc_type: Option<Cow<'t, str>>,
     /// As written: "100", "100%", or absent.
-    pub confidence: Option<&'a str>,
-    pub meta: LineMeta,
+    pub confidence: Option<Cow<'t, str>>,
+    /// Everything else the record says (its confidence and type are filled in here).
+    pub meta: Meta<'t>,
 }
 
-impl Ioc<'_> {
-    pub fn push_to(self, feed: &mut ParsedFeed, line: usize) {
-        let Some(value) = self.value.map(|v| refang(v.trim())) else {
+impl<'t> Ioc<'t> {
+    pub fn push_to(self, feed: &mut Out<'t, '_>, line: usize) {
+        let Some(value) = self.value else {
             feed.skip(line, "no IOC value");
             return;
         };
+        let value = match value {
+            Cow::Borrowed(v) => refang(v.trim()),
+            Cow::Owned(v) => Cow::Owned(refang(v.trim()).into_owned()),
+        };
         let ioc_type = self
             .ioc_type
+            .as_deref()
             .unwrap_or("domain")
             .trim()
             .to_ascii_lowercase();
         let confidence = match self
             .confidence
+            .as_deref()
             .map(|c| c.trim().trim_end_matches('%').parse::<u8>())
         {
             Some(Ok(c)) if c <= 100 => Some(c),
@@ -40,9 +49,14 @@ impl Ioc<'_> {
         };
         let mut meta = self.meta;
         meta.confidence = confidence;
-        meta.ioc_type = Some(ioc_type.as_str().into());
+        meta.ioc_type = Some(match ioc_type.as_str() {
+            // The common types borrow a static string instead of allocating one per row.
+            "domain" => Cow::Borrowed("domain"),
+            "url" => Cow::Borrowed("url"),
+            other => Cow::Owned(other.to_string()),
+        });
         let host = match ioc_type.as_str() {
-            "domain" | "hostname" => value.as_str(),
+            "domain" | "hostname" => &*value,
             "url" => match url_host(&value) {
                 Some(host) => host,
                 None => {
@@ -52,11 +66,11 @@ impl Ioc<'_> {
             },
             "ip:port" | "ip" => {
                 match parse_ip_port(&value) {
-                    Some((ip, port)) => feed.ips.push(IpIndicator {
+                    Some((ip, port)) => feed.report.ips.push(IpIndicator {
                         ip,
                         port,
                         line,
-                        meta,
+                        meta: meta.to_owned_meta(),
                     }),
                     None => feed.skip(line, "ip:port IOC that is not an address"),
                 }
@@ -76,10 +90,10 @@ impl Ioc<'_> {
             return;
         }
         match normalize_pattern(host) {
-            Ok(pattern) => feed.indicators.push(Indicator {
+            Ok(pattern) => feed.indicator(Indicator {
                 pattern,
                 line,
-                meta: Some(Box::new(meta)),
+                meta,
                 action: None,
             }),
             Err(why) => feed.skip(line, why),
@@ -88,12 +102,17 @@ impl Ioc<'_> {
 }
 
 /// Undoes the usual defanging in reports: `hxxp`, `[.]`, `(.)`, `[:]`.
-pub fn refang(value: &str) -> String {
-    value
-        .replace("[.]", ".")
-        .replace("(.)", ".")
-        .replace("[:]", ":")
-        .replace("hxxp", "http")
+pub fn refang(value: &str) -> Cow<'_, str> {
+    if !value.contains(['[', '(']) && !value.contains("hxxp") {
+        return Cow::Borrowed(value);
+    }
+    Cow::Owned(
+        value
+            .replace("[.]", ".")
+            .replace("(.)", ".")
+            .replace("[:]", ":")
+            .replace("hxxp", "http"),
+    )
 }
 
 /// The host of `scheme://[user@]host[:port]/...`; None for IPv6 literals and empty hosts.

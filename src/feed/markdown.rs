@@ -2,10 +2,10 @@
 //! `| Type | Value | Threat Type | First Seen | Confidence |` rows, with the family from a
 //! `Malware Family:` line. Defanged values (`bad[.]sbs`, `hxxp://`) are refanged.
 
-use std::sync::Arc;
+use std::borrow::Cow;
 
 use super::ioc::Ioc;
-use super::{LineMeta, ParsedFeed};
+use super::{Meta, Out};
 
 /// Whether a line is the header row of an IOC table (it has Type and Value columns).
 pub fn is_ioc_header(line: &str) -> bool {
@@ -17,9 +17,8 @@ pub fn is_ioc_header(line: &str) -> bool {
         && cells.iter().any(|c| c.eq_ignore_ascii_case("type"))
 }
 
-pub fn parse(text: &str) -> ParsedFeed {
-    let mut feed = ParsedFeed::default();
-    let family: Option<Arc<str>> = text.lines().find_map(family_of).map(Arc::from);
+pub fn parse<'t>(text: &'t str, out: &mut Out<'t, '_>) {
+    let family: Option<Cow<'t, str>> = text.lines().find_map(family_of).map(Cow::Borrowed);
     let mut columns: Option<Vec<String>> = None;
     for (i, raw) in text.lines().enumerate() {
         let line_no = i + 1;
@@ -41,7 +40,7 @@ pub fn parse(text: &str) -> ParsedFeed {
             continue; // |---|---|
         }
         if row.len() != cols.len() {
-            feed.skip(
+            out.skip(
                 line_no,
                 format!(
                     "table row has {} cells, header has {}",
@@ -51,30 +50,29 @@ pub fn parse(text: &str) -> ParsedFeed {
             );
             continue;
         }
-        let get = |name: &str| -> Option<&str> {
+        let get = |name: &str| -> Option<&'t str> {
             let v = row[cols.iter().position(|c| c == name)?]
                 .trim_matches('`')
                 .trim();
             (!v.is_empty() && v != "-").then_some(v)
         };
-        let text_of = |name: &str| get(name).map(Arc::<str>::from);
+        let text_of = |name: &str| get(name).map(Cow::Borrowed);
         Ioc {
-            value: get("value"),
-            ioc_type: get("type"),
-            confidence: get("confidence"),
-            meta: LineMeta {
+            value: text_of("value"),
+            ioc_type: text_of("type"),
+            confidence: text_of("confidence"),
+            meta: Meta {
                 threat_type: text_of("threat type"),
                 malware: text_of("malware").or_else(|| family.clone()),
                 first_seen: text_of("first seen"),
                 last_seen: text_of("last seen"),
                 tags: text_of("tags"),
                 reference: text_of("reference"),
-                ..LineMeta::default()
+                ..Meta::default()
             },
         }
-        .push_to(&mut feed, line_no);
+        .push_to(out, line_no);
     }
-    feed
 }
 
 fn cells(line: &str) -> Vec<&str> {
@@ -84,7 +82,7 @@ fn cells(line: &str) -> Vec<&str> {
 }
 
 /// `Malware Family: MaskGramStealer Total IOCs: 2 ...` -> `MaskGramStealer`.
-fn family_of(line: &str) -> Option<String> {
+fn family_of(line: &str) -> Option<&str> {
     let rest = line.split_once("Malware Family:")?.1.trim_start();
     let rest = rest.trim_start_matches(['*', '_']);
     let end = ["Total IOCs", "IOC Types", "|", "*"]
@@ -93,17 +91,15 @@ fn family_of(line: &str) -> Option<String> {
         .min()
         .unwrap_or(rest.len());
     let family = rest[..end].trim();
-    (!family.is_empty()).then(|| family.to_string())
+    (!family.is_empty()).then_some(family)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn reads_the_seed_report() {
         let report = include_str!("../../tests/data/threatfox-maskgramstealer-report.txt");
-        let feed = parse(report);
+        let feed = super::super::parse(report, crate::config::FeedFormat::Markdown).unwrap();
         let names: Vec<_> = feed
             .indicators
             .iter()
@@ -116,7 +112,7 @@ mod tests {
                 "ws.geschmeidig6307-kotyatanet.sbs"
             ]
         );
-        let meta = feed.indicators[1].meta.as_ref().unwrap();
+        let meta = &feed.indicators[1].meta;
         assert_eq!(meta.malware.as_deref(), Some("MaskGramStealer"));
         assert_eq!(meta.threat_type.as_deref(), Some("botnet_cc"));
         assert_eq!(meta.first_seen.as_deref(), Some("2026-05-24"));
@@ -127,7 +123,7 @@ mod tests {
     #[test]
     fn refangs_and_reports_bad_rows() {
         let text = "**Malware Family:** Cobalt Strike\n\n| Type | Value | Confidence |\n|:--|:--|--:|\n| url | hxxps://cdn[.]evil[.]test/x | 80% |\n| domain | `two.evil.test` | 75 |\n| domain | short |\n| domain | x.test | lots |\n";
-        let feed = parse(text);
+        let feed = super::super::parse(text, crate::config::FeedFormat::Markdown).unwrap();
         let names: Vec<_> = feed
             .indicators
             .iter()
@@ -135,7 +131,7 @@ mod tests {
             .collect();
         assert_eq!(names, vec!["cdn.evil.test", "two.evil.test"]);
         assert_eq!(
-            feed.indicators[0].meta.as_ref().unwrap().malware.as_deref(),
+            feed.indicators[0].meta.malware.as_deref(),
             Some("Cobalt Strike")
         );
         assert_eq!(

@@ -9,13 +9,67 @@ mod rpz;
 mod threatfox_csv;
 mod threatfox_json;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{Action, FeedFormat};
 use crate::domain::Pattern;
 
-/// What a feed line may say about its indicator; feed-level config fills the gaps.
+/// What a feed line says about its indicator, borrowed from the feed text where it can be
+/// (a million rows should not cost ten million small allocations); feed-level config fills
+/// the gaps. [`LineMeta`] is the owned, readable form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta<'t> {
+    pub ioc_type: Option<Cow<'t, str>>,
+    pub threat_type: Option<Cow<'t, str>>,
+    pub malware: Option<Cow<'t, str>>,
+    pub confidence: Option<u8>,
+    pub first_seen: Option<Cow<'t, str>>,
+    pub last_seen: Option<Cow<'t, str>>,
+    pub reporter: Option<Cow<'t, str>>,
+    pub tags: Option<Cow<'t, str>>,
+    pub reference: Option<Cow<'t, str>>,
+    pub ioc_id: Option<Cow<'t, str>>,
+}
+
+impl<'t> Meta<'t> {
+    /// This line's metadata, with `defaults` where the line says nothing.
+    pub fn or(self, defaults: &Meta<'t>) -> Meta<'t> {
+        let pick = |a: Option<Cow<'t, str>>, b: &Option<Cow<'t, str>>| a.or_else(|| b.clone());
+        Meta {
+            ioc_type: pick(self.ioc_type, &defaults.ioc_type),
+            threat_type: pick(self.threat_type, &defaults.threat_type),
+            malware: pick(self.malware, &defaults.malware),
+            confidence: self.confidence.or(defaults.confidence),
+            first_seen: pick(self.first_seen, &defaults.first_seen),
+            last_seen: pick(self.last_seen, &defaults.last_seen),
+            reporter: pick(self.reporter, &defaults.reporter),
+            tags: pick(self.tags, &defaults.tags),
+            reference: pick(self.reference, &defaults.reference),
+            ioc_id: pick(self.ioc_id, &defaults.ioc_id),
+        }
+    }
+
+    /// The owned form.
+    pub fn to_owned_meta(&self) -> LineMeta {
+        let own = |v: &Option<Cow<'t, str>>| v.as_deref().map(Arc::<str>::from);
+        LineMeta {
+            ioc_type: own(&self.ioc_type),
+            threat_type: own(&self.threat_type),
+            malware: own(&self.malware),
+            confidence: self.confidence,
+            first_seen: own(&self.first_seen),
+            last_seen: own(&self.last_seen),
+            reporter: own(&self.reporter),
+            tags: own(&self.tags),
+            reference: own(&self.reference),
+            ioc_id: own(&self.ioc_id),
+        }
+    }
+}
+
+/// Indicator metadata in readable, owned form (for `check`, the log, IP indicators).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LineMeta {
     pub ioc_type: Option<Arc<str>>,
@@ -30,31 +84,12 @@ pub struct LineMeta {
     pub ioc_id: Option<Arc<str>>,
 }
 
-impl LineMeta {
-    /// This line's metadata, with `defaults` where the line says nothing.
-    pub fn or(&self, defaults: &LineMeta) -> LineMeta {
-        let pick = |a: &Option<Arc<str>>, b: &Option<Arc<str>>| a.clone().or_else(|| b.clone());
-        LineMeta {
-            ioc_type: pick(&self.ioc_type, &defaults.ioc_type),
-            threat_type: pick(&self.threat_type, &defaults.threat_type),
-            malware: pick(&self.malware, &defaults.malware),
-            confidence: self.confidence.or(defaults.confidence),
-            first_seen: pick(&self.first_seen, &defaults.first_seen),
-            last_seen: pick(&self.last_seen, &defaults.last_seen),
-            reporter: pick(&self.reporter, &defaults.reporter),
-            tags: pick(&self.tags, &defaults.tags),
-            reference: pick(&self.reference, &defaults.reference),
-            ioc_id: pick(&self.ioc_id, &defaults.ioc_id),
-        }
-    }
-}
-
 /// A domain indicator from one feed line.
 #[derive(Debug, Clone)]
-pub struct Indicator {
+pub struct Indicator<'t> {
     pub pattern: Pattern,
     pub line: usize,
-    pub meta: Option<Box<LineMeta>>,
+    pub meta: Meta<'t>,
     /// The feed's own answer for it (RPZ actions); None uses the configured action.
     pub action: Option<Action>,
 }
@@ -75,58 +110,101 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// Everything a parser got out of one feed text.
+/// Skipped lines kept with their line numbers; beyond this only counts are kept.
+const SKIPS_KEPT: usize = 100;
+
+/// Everything but the indicators: what a parse skipped, ignored and set aside.
 #[derive(Debug, Default)]
-pub struct ParsedFeed {
+pub struct Report {
     pub format: Option<FeedFormat>,
-    pub indicators: Vec<Indicator>,
+    pub indicators: usize,
     /// Names the feed itself exempts (RPZ `rpz-passthru.`).
-    pub passthru: Vec<Indicator>,
+    pub passthru: Vec<Pattern>,
     pub ips: Vec<IpIndicator>,
+    /// The first skipped lines, with line numbers.
     pub skipped: Vec<Skipped>,
-    /// Lines that were understood but are not name indicators (hashes, ip:port), by kind.
+    /// All skipped lines, counted by reason.
+    pub skipped_by_reason: BTreeMap<String, usize>,
+    /// Lines understood but not name indicators (hashes, ...), by kind.
     pub ignored: BTreeMap<String, usize>,
 }
 
-impl ParsedFeed {
+/// Where a parser puts what it finds: indicators go to the sink as they are found.
+pub struct Out<'t, 's> {
+    sink: &'s mut dyn FnMut(Indicator<'t>),
+    pub report: Report,
+}
+
+impl<'t> Out<'t, '_> {
+    fn indicator(&mut self, ind: Indicator<'t>) {
+        self.report.indicators += 1;
+        (self.sink)(ind);
+    }
+
     fn skip(&mut self, line: usize, reason: impl Into<String>) {
-        self.skipped.push(Skipped {
-            line,
-            reason: reason.into(),
-        });
+        let reason = reason.into();
+        if self.report.skipped.len() < SKIPS_KEPT {
+            self.report.skipped.push(Skipped {
+                line,
+                reason: reason.clone(),
+            });
+        }
+        *self.report.skipped_by_reason.entry(reason).or_default() += 1;
     }
 
     fn ignore(&mut self, kind: &str) {
-        *self.ignored.entry(kind.to_string()).or_default() += 1;
-    }
-
-    /// Skipped lines grouped by reason, for `validate` and `feeds` output.
-    pub fn skipped_by_reason(&self) -> BTreeMap<String, usize> {
-        let mut counts = BTreeMap::new();
-        for s in &self.skipped {
-            *counts.entry(s.reason.clone()).or_default() += 1;
-        }
-        counts
+        *self.report.ignored.entry(kind.to_string()).or_default() += 1;
     }
 }
 
-/// Parses feed text in the given format (`Auto` detects it from the content). Only a
-/// document that cannot be read at all (JSON that does not parse) is an error, with its line.
-pub fn parse(text: &str, format: FeedFormat) -> Result<ParsedFeed, String> {
+/// Parses feed text in the given format (`Auto` detects it), handing each indicator to
+/// `sink` as it is found. Only a document that cannot be read at all (JSON that does not
+/// parse) is an error, with its line; bad lines are skipped and reported.
+pub fn parse_into<'t>(
+    text: &'t str,
+    format: FeedFormat,
+    sink: &mut dyn FnMut(Indicator<'t>),
+) -> Result<Report, String> {
     let format = match format {
         FeedFormat::Auto => detect(text),
         other => other,
     };
-    let mut feed = match format {
-        FeedFormat::Domains | FeedFormat::Adblock | FeedFormat::Auto => domains::parse(text),
-        FeedFormat::Hosts => hosts::parse(text),
-        FeedFormat::ThreatfoxCsv => threatfox_csv::parse(text),
-        FeedFormat::ThreatfoxJson => threatfox_json::parse(text)?,
-        FeedFormat::Rpz => rpz::parse(text),
-        FeedFormat::Markdown => markdown::parse(text),
+    let mut out = Out {
+        sink,
+        report: Report::default(),
     };
-    feed.format = Some(format);
-    Ok(feed)
+    match format {
+        FeedFormat::Domains | FeedFormat::Adblock | FeedFormat::Auto => {
+            domains::parse(text, &mut out)
+        }
+        FeedFormat::Hosts => hosts::parse(text, &mut out),
+        FeedFormat::ThreatfoxCsv => threatfox_csv::parse(text, &mut out),
+        FeedFormat::ThreatfoxJson => threatfox_json::parse(text, &mut out)?,
+        FeedFormat::Rpz => rpz::parse(text, &mut out),
+        FeedFormat::Markdown => markdown::parse(text, &mut out),
+    }
+    out.report.format = Some(format);
+    Ok(out.report)
+}
+
+/// A whole parse, indicators collected (for tests and download checks).
+#[derive(Debug)]
+pub struct ParsedFeed<'t> {
+    pub indicators: Vec<Indicator<'t>>,
+    pub report: Report,
+}
+
+impl std::ops::Deref for ParsedFeed<'_> {
+    type Target = Report;
+    fn deref(&self) -> &Report {
+        &self.report
+    }
+}
+
+pub fn parse(text: &str, format: FeedFormat) -> Result<ParsedFeed<'_>, String> {
+    let mut indicators = Vec::new();
+    let report = parse_into(text, format, &mut |ind| indicators.push(ind))?;
+    Ok(ParsedFeed { indicators, report })
 }
 
 /// Guesses a format from the first meaningful lines.

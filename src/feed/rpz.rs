@@ -3,7 +3,7 @@
 //! `name CNAME rpz-passthru.` = exempt, `*.name` = names below, local data (`A`, `AAAA`, other
 //! CNAME targets) = blocked with the configured action. IP and NSDNAME triggers are counted.
 
-use super::{Indicator, ParsedFeed};
+use super::{Indicator, Meta, Out};
 use crate::config::Action;
 use crate::domain::normalize_pattern;
 
@@ -21,8 +21,7 @@ const RECORD_TYPES: &[&str] = &[
     "CNAME", "A", "AAAA", "TXT", "MX", "PTR", "SRV", "DNAME", "HTTPS", "SVCB",
 ];
 
-pub fn parse(text: &str) -> ParsedFeed {
-    let mut feed = ParsedFeed::default();
+pub fn parse<'t>(text: &'t str, feed: &mut Out<'t, '_>) {
     let mut origin = String::new();
     let mut depth = 0usize;
     for (i, raw) in text.lines().enumerate() {
@@ -92,19 +91,17 @@ pub fn parse(text: &str) -> ParsedFeed {
                 continue;
             }
         };
-        let indicator = Indicator {
-            pattern,
-            line: line_no,
-            meta: None,
-            action,
-        };
         if passthru {
-            feed.passthru.push(indicator);
+            feed.report.passthru.push(pattern);
         } else {
-            feed.indicators.push(indicator);
+            feed.indicator(Indicator {
+                pattern,
+                line: line_no,
+                meta: Meta::default(),
+                action,
+            });
         }
     }
-    feed
 }
 
 /// An owner name relative to the policy zone: `bad.sbs.rpz.example.` with origin
@@ -124,7 +121,7 @@ fn relative_owner(owner: &str, origin: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::config::Action;
 
     const ZONE: &str = "$TTL 30
 $ORIGIN rpz.threatfox.abuse.ch.
@@ -146,7 +143,7 @@ broken.test CNAME
 
     #[test]
     fn reads_triggers_and_actions() {
-        let feed = parse(ZONE);
+        let feed = super::super::parse(ZONE, crate::config::FeedFormat::Rpz).unwrap();
         let got: Vec<_> = feed
             .indicators
             .iter()
@@ -170,7 +167,7 @@ broken.test CNAME
                 ("sink.test", false, None),
             ]
         );
-        assert_eq!(feed.passthru[0].pattern.name, "good.test");
+        assert_eq!(feed.passthru[0].name, "good.test");
         assert_eq!(feed.ignored.values().sum::<usize>(), 1);
         let lines: Vec<_> = feed.skipped.iter().map(|s| s.line).collect();
         assert_eq!(lines, vec![15, 16]);

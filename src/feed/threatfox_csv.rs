@@ -2,10 +2,10 @@
 //! fields separated by `", "`, literal `None` for nulls, and a `# Number of entries` footer.
 //! Columns are found by the header's names, since older exports lack `is_compromised`.
 
-use std::sync::Arc;
+use std::borrow::Cow;
 
 use super::ioc::Ioc;
-use super::{LineMeta, ParsedFeed};
+use super::{Meta, Out};
 
 /// The documented column order, used when a file has no header line.
 const DEFAULT_COLUMNS: &[&str] = &[
@@ -36,8 +36,7 @@ impl Columns {
     }
 }
 
-pub fn parse(text: &str) -> ParsedFeed {
-    let mut feed = ParsedFeed::default();
+pub fn parse<'t>(text: &'t str, out: &mut Out<'t, '_>) {
     let mut columns = Columns {
         names: DEFAULT_COLUMNS.iter().map(|s| s.to_string()).collect(),
     };
@@ -49,7 +48,7 @@ pub fn parse(text: &str) -> ParsedFeed {
             if comment.starts_with("\"first_seen_utc\"")
                 && let Some(fields) = split_fields(comment)
             {
-                columns.names = fields;
+                columns.names = fields.iter().map(|f| f.to_string()).collect();
             }
             continue;
         }
@@ -57,11 +56,11 @@ pub fn parse(text: &str) -> ParsedFeed {
             continue;
         }
         let Some(fields) = split_fields(line) else {
-            feed.skip(line_no, "malformed CSV (unbalanced quotes)");
+            out.skip(line_no, "malformed CSV (unbalanced quotes)");
             continue;
         };
         if fields.len() != columns.names.len() {
-            feed.skip(
+            out.skip(
                 line_no,
                 format!(
                     "expected {} CSV fields, found {}",
@@ -71,74 +70,91 @@ pub fn parse(text: &str) -> ParsedFeed {
             );
             continue;
         }
-        row(&mut feed, &columns, &fields, line_no);
+        row(out, &columns, fields, line_no);
     }
-    feed
 }
 
-fn row(feed: &mut ParsedFeed, columns: &Columns, fields: &[String], line_no: usize) {
-    let get = |name: &str| -> Option<&str> {
-        let v = fields.get(columns.index(name)?)?.trim();
-        (!v.is_empty() && v != "None").then_some(v)
+fn row<'t>(
+    out: &mut Out<'t, '_>,
+    columns: &Columns,
+    mut fields: Vec<Cow<'t, str>>,
+    line_no: usize,
+) {
+    let mut take = |name: &str| -> Option<Cow<'t, str>> {
+        let v = std::mem::take(fields.get_mut(columns.index(name)?)?);
+        let trimmed = v.trim();
+        if trimmed.is_empty() || trimmed == "None" {
+            return None;
+        }
+        Some(match v {
+            Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+            Cow::Owned(o) => Cow::Owned(o.trim().to_string()),
+        })
     };
-    let text = |name: &str| get(name).map(Arc::<str>::from);
     let ioc = Ioc {
-        value: get("ioc_value"),
-        ioc_type: get("ioc_type"),
-        confidence: get("confidence_level"),
-        meta: LineMeta {
-            threat_type: text("threat_type"),
-            malware: text("malware_printable").or_else(|| text("fk_malware")),
-            first_seen: text("first_seen_utc"),
-            last_seen: text("last_seen_utc"),
-            reporter: text("reporter"),
-            tags: text("tags"),
-            reference: text("reference"),
-            ioc_id: text("ioc_id"),
-            ..LineMeta::default()
+        value: take("ioc_value"),
+        ioc_type: take("ioc_type"),
+        confidence: take("confidence_level"),
+        meta: Meta {
+            threat_type: take("threat_type"),
+            malware: take("malware_printable").or_else(|| take("fk_malware")),
+            first_seen: take("first_seen_utc"),
+            last_seen: take("last_seen_utc"),
+            reporter: take("reporter"),
+            tags: take("tags"),
+            reference: take("reference"),
+            ioc_id: take("ioc_id"),
+            ..Meta::default()
         },
     };
-    ioc.push_to(feed, line_no);
+    ioc.push_to(out, line_no);
 }
 
 /// Splits one CSV line of quoted (or bare) fields separated by commas with optional spaces.
-/// `""` inside quotes is a quote. Returns None when quotes do not balance.
-fn split_fields(line: &str) -> Option<Vec<String>> {
-    let mut fields = Vec::new();
-    let mut chars = line.chars().peekable();
+/// `""` inside quotes is a quote. Fields borrow from the line unless they hold an escaped
+/// quote. Returns None when quotes do not balance.
+fn split_fields(line: &str) -> Option<Vec<Cow<'_, str>>> {
+    let bytes = line.as_bytes();
+    let mut fields = Vec::with_capacity(16);
+    let mut i = 0;
     loop {
-        while chars.peek() == Some(&' ') {
-            chars.next();
+        while bytes.get(i) == Some(&b' ') {
+            i += 1;
         }
-        let mut field = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
+        if bytes.get(i) == Some(&b'"') {
+            let start = i + 1;
+            let mut j = start;
+            let mut escaped = false;
             loop {
-                match chars.next()? {
-                    '"' if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        field.push('"');
+                match bytes.get(j)? {
+                    b'"' if bytes.get(j + 1) == Some(&b'"') => {
+                        escaped = true;
+                        j += 2;
                     }
-                    '"' => break,
-                    c => field.push(c),
+                    b'"' => break,
+                    _ => j += 1,
                 }
             }
-            while chars.peek() == Some(&' ') {
-                chars.next();
+            let raw = &line[start..j];
+            fields.push(if escaped {
+                Cow::Owned(raw.replace("\"\"", "\""))
+            } else {
+                Cow::Borrowed(raw)
+            });
+            i = j + 1;
+            while bytes.get(i) == Some(&b' ') {
+                i += 1;
             }
         } else {
-            while let Some(&c) = chars.peek() {
-                if c == ',' {
-                    break;
-                }
-                field.push(c);
-                chars.next();
+            let start = i;
+            while i < bytes.len() && bytes[i] != b',' {
+                i += 1;
             }
+            fields.push(Cow::Borrowed(&line[start..i]));
         }
-        fields.push(field);
-        match chars.next() {
+        match bytes.get(i) {
             None => return Some(fields),
-            Some(',') => continue,
+            Some(b',') => i += 1,
             Some(_) => return None,
         }
     }
@@ -146,8 +162,6 @@ fn split_fields(line: &str) -> Option<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     const SAMPLE: &str = r#"################################################################
 # ThreatFox IOCs: recent additions - CSV format                #
 ################################################################
@@ -163,7 +177,7 @@ mod tests {
 
     #[test]
     fn reads_domains_urls_and_metadata() {
-        let feed = parse(SAMPLE);
+        let feed = super::super::parse(SAMPLE, crate::config::FeedFormat::ThreatfoxCsv).unwrap();
         let names: Vec<_> = feed
             .indicators
             .iter()
@@ -173,16 +187,13 @@ mod tests {
             names,
             vec!["fernsecur.windfield.in.net", "evil.example.org"]
         );
-        let meta = feed.indicators[0].meta.as_ref().unwrap();
+        let meta = &feed.indicators[0].meta;
         assert_eq!(meta.malware.as_deref(), Some("ClearFake"));
         assert_eq!(meta.threat_type.as_deref(), Some("payload_delivery"));
         assert_eq!(meta.confidence, Some(100));
         assert_eq!(meta.reference, None);
         assert_eq!(meta.ioc_id.as_deref(), Some("1760922"));
-        assert_eq!(
-            feed.indicators[1].meta.as_ref().unwrap().tags.as_deref(),
-            Some("a,b")
-        );
+        assert_eq!(feed.indicators[1].meta.tags.as_deref(), Some("a,b"));
         assert_eq!(feed.ignored.values().sum::<usize>(), 1, "the hash");
         assert_eq!(feed.ips.len(), 1, "ip:port kept");
         assert_eq!(feed.ips[0].port, Some(443));
@@ -195,9 +206,9 @@ mod tests {
     #[test]
     fn follows_the_header_when_columns_differ() {
         let text = "# \"first_seen_utc\",\"ioc_value\",\"ioc_type\",\"malware_printable\",\"confidence_level\"\n\"2026-05-24\", \"ws.bad.sbs\", \"domain\", \"MaskGramStealer\", \"100\"\n";
-        let feed = parse(text);
+        let feed = super::super::parse(text, crate::config::FeedFormat::ThreatfoxCsv).unwrap();
         assert_eq!(feed.indicators[0].pattern.name, "ws.bad.sbs");
-        let meta = feed.indicators[0].meta.as_ref().unwrap();
+        let meta = &feed.indicators[0].meta;
         assert_eq!(meta.malware.as_deref(), Some("MaskGramStealer"));
         assert_eq!(meta.confidence, Some(100));
     }

@@ -2,18 +2,17 @@
 //! by IOC id `{"1760922": [{...}]}`, or a bare array of IOC objects. Field names of the API
 //! (`ioc`, `first_seen`) and of the export (`ioc_value`, `first_seen_utc`) are both accepted.
 
-use std::sync::Arc;
+use std::borrow::Cow;
 
 use serde_json::Value;
 
 use super::ioc::Ioc;
-use super::{LineMeta, ParsedFeed};
+use super::{Meta, Out};
 use crate::config::line_of;
 
-pub fn parse(text: &str) -> Result<ParsedFeed, String> {
+pub fn parse<'t>(text: &'t str, out: &mut Out<'t, '_>) -> Result<(), String> {
     let doc: Value = serde_json::from_str(text)
         .map_err(|e| format!("line {}: not valid JSON: {e}", e.line()))?;
-    let mut feed = ParsedFeed::default();
     let records: Vec<(Option<&str>, &Value)> = match &doc {
         Value::Array(items) => items.iter().map(|v| (None, v)).collect(),
         Value::Object(map) if map.contains_key("query_status") => {
@@ -41,7 +40,7 @@ pub fn parse(text: &str) -> Result<ParsedFeed, String> {
     let mut search_from = 0;
     for (n, (id, record)) in records.into_iter().enumerate() {
         let Value::Object(obj) = record else {
-            feed.skip(1, format!("record {} is not an object", n + 1));
+            out.skip(1, format!("record {} is not an object", n + 1));
             continue;
         };
         let field = |names: &[&str]| -> Option<String> {
@@ -63,14 +62,12 @@ pub fn parse(text: &str) -> Result<ParsedFeed, String> {
             }
             None => line_of(text, search_from),
         };
-        let text_of = |names: &[&str]| field(names).map(Arc::<str>::from);
-        let ioc_type = field(&["ioc_type"]);
-        let confidence = field(&["confidence_level"]);
+        let text_of = |names: &[&str]| field(names).map(Cow::Owned);
         Ioc {
-            value: value.as_deref(),
-            ioc_type: ioc_type.as_deref(),
-            confidence: confidence.as_deref(),
-            meta: LineMeta {
+            value: value.map(Cow::Owned),
+            ioc_type: text_of(&["ioc_type"]),
+            confidence: text_of(&["confidence_level"]),
+            meta: Meta {
                 threat_type: text_of(&["threat_type"]),
                 malware: text_of(&["malware_printable", "malware"]),
                 first_seen: text_of(&["first_seen", "first_seen_utc"]),
@@ -78,19 +75,18 @@ pub fn parse(text: &str) -> Result<ParsedFeed, String> {
                 reporter: text_of(&["reporter"]),
                 tags: text_of(&["tags"]),
                 reference: text_of(&["reference"]),
-                ioc_id: text_of(&["id", "ioc_id"]).or_else(|| id.map(Arc::from)),
-                ..LineMeta::default()
+                ioc_id: text_of(&["id", "ioc_id"])
+                    .or_else(|| id.map(|i| Cow::Owned(i.to_string()))),
+                ..Meta::default()
             },
         }
-        .push_to(&mut feed, line);
+        .push_to(out, line);
     }
-    Ok(feed)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     const API: &str = r#"{
   "query_status": "ok",
   "data": [
@@ -127,12 +123,12 @@ mod tests {
 
     #[test]
     fn reads_the_api_envelope() {
-        let feed = parse(API).unwrap();
+        let feed = super::super::parse(API, crate::config::FeedFormat::ThreatfoxJson).unwrap();
         assert_eq!(feed.indicators.len(), 1);
         let ind = &feed.indicators[0];
         assert_eq!(ind.pattern.name, "fernsecur.windfield.in.net");
         assert_eq!(ind.line, 6);
-        let meta = ind.meta.as_ref().unwrap();
+        let meta = &ind.meta;
         assert_eq!(meta.malware.as_deref(), Some("ClearFake"));
         assert_eq!(meta.confidence, Some(100));
         assert_eq!(meta.tags.as_deref(), Some("ClearFake,js"));
@@ -148,15 +144,19 @@ mod tests {
         let text = r#"{"1672089": [{"ioc_value": "ws.bad.sbs", "ioc_type": "domain", "threat_type": "botnet_cc",
             "malware_printable": "MaskGramStealer", "confidence_level": "100", "first_seen_utc": "2026-05-24 00:00:00",
             "last_seen_utc": null, "tags": "stealer", "reference": null, "reporter": "x"}]}"#;
-        let feed = parse(text).unwrap();
-        let meta = feed.indicators[0].meta.as_ref().unwrap();
+        let feed = super::super::parse(text, crate::config::FeedFormat::ThreatfoxJson).unwrap();
+        let meta = &feed.indicators[0].meta;
         assert_eq!(meta.ioc_id.as_deref(), Some("1672089"));
         assert_eq!(meta.first_seen.as_deref(), Some("2026-05-24 00:00:00"));
     }
 
     #[test]
     fn broken_json_is_an_error_with_its_line() {
-        let err = parse("{\n \"query_status\": \"ok\",\n \"data\": [\n").unwrap_err();
+        let err = super::super::parse(
+            "{\n \"query_status\": \"ok\",\n \"data\": [\n",
+            crate::config::FeedFormat::ThreatfoxJson,
+        )
+        .unwrap_err();
         assert!(err.starts_with("line 4"), "{err}");
     }
 }
