@@ -21,14 +21,18 @@ struct Link {
 
 const NONE: u32 = u32::MAX;
 
+/// One listed name. Most names carry one value, kept inline; more go to a chain of links.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     offset: u32,
     len: u8,
-    /// Some link covers the name itself (not only `*.name`).
+    /// Some value covers the name itself (not only `*.name`).
     has_apex: bool,
-    head: u32,
-    tail: u32,
+    /// `value` is the head of a link chain rather than the only value.
+    chained: bool,
+    /// For an inline value: it covers only the names below.
+    below_only: bool,
+    value: u32,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -46,31 +50,22 @@ pub struct Hit<'a> {
     /// True when the query is the listed name itself, not a name below it.
     pub apex: bool,
     table: &'a NameTable,
-    head: u32,
-    has_apex: bool,
+    entry: Entry,
 }
 
 impl<'a> Hit<'a> {
     /// Values that apply: every one below the listed name; at the name itself only those
-    /// not marked below-only. In insertion order.
+    /// not marked below-only. Newest first.
     pub fn values(&self) -> impl Iterator<Item = u32> + use<'a> {
-        let (links, apex) = (&self.table.links, self.apex);
-        let mut at = self.head;
-        std::iter::from_fn(move || {
-            while at != NONE {
-                let link = links[at as usize];
-                at = link.next;
-                if !(apex && link.below_only) {
-                    return Some(link.value);
-                }
-            }
-            None
+        self.table.values_of(self.entry).filter_map({
+            let apex = self.apex;
+            move |(value, below_only)| (!(apex && below_only)).then_some(value)
         })
     }
 
     /// Whether the listing that matched is a `*.d` wildcard only.
     pub fn wildcard_only(&self) -> bool {
-        !self.has_apex
+        !self.entry.has_apex
     }
 }
 
@@ -81,15 +76,6 @@ fn hash(name: &[u8]) -> u64 {
 }
 
 impl NameTable {
-    pub fn with_capacity(names: usize) -> NameTable {
-        NameTable {
-            arena: Vec::with_capacity(names * 20),
-            entries: Vec::with_capacity(names),
-            links: Vec::with_capacity(names),
-            table: HashTable::with_capacity(names),
-        }
-    }
-
     fn name(&self, entry: &Entry) -> &[u8] {
         &self.arena[entry.offset as usize..entry.offset as usize + entry.len as usize]
     }
@@ -101,33 +87,68 @@ impl NameTable {
             .copied()
     }
 
+    /// (value, below_only) pairs of an entry, newest first.
+    fn values_of(&self, entry: Entry) -> impl Iterator<Item = (u32, bool)> + use<'_> {
+        let links = &self.links;
+        let mut inline = (!entry.chained).then_some((entry.value, entry.below_only));
+        let mut at = if entry.chained { entry.value } else { NONE };
+        std::iter::from_fn(move || {
+            if let Some(v) = inline.take() {
+                return Some(v);
+            }
+            if at == NONE {
+                return None;
+            }
+            let link = links[at as usize];
+            at = link.next;
+            Some((link.value, link.below_only))
+        })
+    }
+
+    /// The values listed exactly under `name` (not its parents), with their below-only flag.
+    pub fn exact(&self, name: &str) -> impl Iterator<Item = (u32, bool)> + use<'_> {
+        let entry = self.find(name.as_bytes()).map(|i| self.entries[i as usize]);
+        entry.into_iter().flat_map(|e| self.values_of(e))
+    }
+
     /// Lists `value` under `name` (normalized, at most 255 bytes); `below_only` for `*.name`.
     pub fn insert(&mut self, name: &str, below_only: bool, value: u32) {
-        let bytes = name.as_bytes();
-        let link = self.links.len() as u32;
-        self.links.push(Link {
-            value,
-            below_only,
-            next: NONE,
-        });
+        let bytes = &name.as_bytes()[..name.len().min(255)];
         match self.find(bytes) {
             Some(i) => {
+                let entry = self.entries[i as usize];
+                // Turn an inline value into a chain, then prepend (constant time).
+                let mut head = entry.value;
+                if !entry.chained {
+                    head = self.links.len() as u32;
+                    self.links.push(Link {
+                        value: entry.value,
+                        below_only: entry.below_only,
+                        next: NONE,
+                    });
+                }
+                let link = self.links.len() as u32;
+                self.links.push(Link {
+                    value,
+                    below_only,
+                    next: head,
+                });
                 let entry = &mut self.entries[i as usize];
-                let tail = entry.tail;
-                entry.tail = link;
+                entry.chained = true;
+                entry.value = link;
                 entry.has_apex |= !below_only;
-                self.links[tail as usize].next = link;
             }
             None => {
                 let i = self.entries.len() as u32;
                 self.entries.push(Entry {
                     offset: self.arena.len() as u32,
-                    len: bytes.len().min(255) as u8,
+                    len: bytes.len() as u8,
                     has_apex: !below_only,
-                    head: link,
-                    tail: link,
+                    chained: false,
+                    below_only,
+                    value,
                 });
-                self.arena.extend_from_slice(&bytes[..bytes.len().min(255)]);
+                self.arena.extend_from_slice(bytes);
                 let (arena, entries) = (&self.arena, &self.entries);
                 self.table.insert_unique(hash(bytes), i, |&j| {
                     let e = &entries[j as usize];
@@ -135,6 +156,18 @@ impl NameTable {
                 });
             }
         }
+    }
+
+    /// Gives back the slack of growth once building is done.
+    pub fn shrink_to_fit(&mut self) {
+        self.arena.shrink_to_fit();
+        self.entries.shrink_to_fit();
+        self.links.shrink_to_fit();
+        let (arena, entries) = (&self.arena, &self.entries);
+        self.table.shrink_to_fit(|&j| {
+            let e = &entries[j as usize];
+            hash(&arena[e.offset as usize..e.offset as usize + e.len as usize])
+        });
     }
 
     /// Number of distinct listed names.
@@ -160,15 +193,14 @@ impl NameTable {
         let mut apex = true;
         loop {
             if let Some(i) = self.find(suffix.as_bytes()) {
-                let entry = &self.entries[i as usize];
+                let entry = self.entries[i as usize];
                 // A `*.d`-only listing does not cover `d` itself; keep looking at parents.
                 if entry.has_apex || !apex {
                     return Some(Hit {
-                        listed: std::str::from_utf8(self.name(entry)).unwrap_or_default(),
+                        listed: std::str::from_utf8(self.name(&entry)).unwrap_or_default(),
                         apex,
                         table: self,
-                        head: entry.head,
-                        has_apex: entry.has_apex,
+                        entry,
                     });
                 }
             }
@@ -218,9 +250,14 @@ mod tests {
         m.insert("ws.bad.sbs", false, 5);
         let hit = m.lookup("x.ws.bad.sbs").unwrap();
         assert_eq!(hit.listed, "ws.bad.sbs");
-        assert_eq!(hit.values().collect::<Vec<_>>(), vec![3, 4, 5]);
+        assert_eq!(
+            hit.values().collect::<Vec<_>>(),
+            vec![5, 4, 3],
+            "newest first"
+        );
         let apex = m.lookup("ws.bad.sbs").unwrap();
-        assert_eq!(apex.values().collect::<Vec<_>>(), vec![3, 5]);
+        assert_eq!(apex.values().collect::<Vec<_>>(), vec![5, 3]);
+        assert_eq!(m.exact("ws.bad.sbs").count(), 3);
     }
 
     #[test]

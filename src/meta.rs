@@ -141,6 +141,13 @@ impl MetaStore {
         &self.feeds[feed as usize]
     }
 
+    /// Gives back the slack of growth once building is done.
+    pub fn shrink_to_fit(&mut self) {
+        self.recs.shrink_to_fit();
+        self.profiles.shrink_to_fit();
+        self.strings.shrink_to_fit();
+    }
+
     /// Bytes held, for reports.
     pub fn heap_bytes(&self) -> usize {
         self.recs.capacity() * size_of::<Rec>()

@@ -13,7 +13,7 @@ use ipnet::IpNet;
 
 use crate::config::{Action, BlockConfig, Config, FeedConfig, FeedFormat};
 use crate::domain::normalize_pattern;
-use crate::feed::{self, Indicator, IpIndicator, Meta, Report, Skipped};
+use crate::feed::{self, Indicator, IpIndicator, LineMeta, Meta, Report, Skipped};
 use crate::matcher::NameTable;
 use crate::meta::{MetaStore, Source};
 
@@ -78,7 +78,7 @@ impl Match<'_> {
     pub fn action(&self) -> Action {
         self.recs
             .iter()
-            .map(|&r| self.policy.actions[r as usize])
+            .map(|&r| self.policy.action_of(r))
             .find(|a| *a != Action::Log)
             .unwrap_or(Action::Log)
     }
@@ -87,7 +87,7 @@ impl Match<'_> {
     pub fn feeds(&self) -> String {
         let mut seen: Vec<u16> = Vec::new();
         for &r in &self.recs {
-            let (feed, _) = self.policy.meta.feed_and_action(r);
+            let feed = self.policy.feed_of(r);
             if !seen.contains(&feed) {
                 seen.push(feed);
             }
@@ -103,7 +103,7 @@ impl Match<'_> {
     pub fn sources(&self) -> Vec<Source> {
         self.recs
             .iter()
-            .map(|&r| self.policy.meta.source(r))
+            .map(|&r| self.policy.source_of(r))
             .collect()
     }
 
@@ -111,7 +111,7 @@ impl Match<'_> {
     pub fn source_actions(&self) -> Vec<Action> {
         self.recs
             .iter()
-            .map(|&r| self.policy.actions[r as usize])
+            .map(|&r| self.policy.action_of(r))
             .collect()
     }
 }
@@ -137,6 +137,8 @@ pub struct Policy {
     meta: MetaStore,
     /// Effective action per metadata record.
     actions: Vec<Action>,
+    /// Per feed: its metadata defaults and action, for indicators that carry nothing else.
+    feed_plain: Vec<(LineMeta, Action)>,
     allow_domains: NameTable,
     allow_rules: Vec<AllowRule>,
     allow_clients: Vec<IpNet>,
@@ -156,6 +158,7 @@ impl Policy {
             indicators: NameTable::default(),
             meta: MetaStore::default(),
             actions: Vec::new(),
+            feed_plain: Vec::new(),
             allow_domains: NameTable::default(),
             allow_rules: Vec::new(),
             allow_clients: config.allow.clients.clone(),
@@ -192,7 +195,37 @@ impl Policy {
                 policy.add_allow(&p.name, p.below_only, rule);
             }
         }
+        policy.indicators.shrink_to_fit();
+        policy.meta.shrink_to_fit();
+        policy.actions.shrink_to_fit();
         Ok(policy)
+    }
+
+    /// The feed index of an indicator value.
+    fn feed_of(&self, value: u32) -> u16 {
+        match plain_parts(value) {
+            Some((feed, _)) => feed,
+            None => self.meta.feed_and_action(value).0,
+        }
+    }
+
+    fn action_of(&self, value: u32) -> Action {
+        match plain_parts(value) {
+            Some((feed, _)) => self.feed_plain[feed as usize].1,
+            None => self.actions[value as usize],
+        }
+    }
+
+    fn source_of(&self, value: u32) -> Source {
+        match plain_parts(value) {
+            Some((feed, line)) => Source {
+                feed: self.meta.feed_name(feed).into(),
+                action: None,
+                meta: self.feed_plain[feed as usize].0.clone(),
+                line: line as usize,
+            },
+            None => self.meta.source(value),
+        }
     }
 
     fn add_allow(&mut self, name: &str, below_only: bool, rule: AllowRule) {
@@ -220,10 +253,39 @@ impl Policy {
             ..Meta::default()
         };
         let global = config.block.action;
+        let feed_action = cfg.action.unwrap_or(global);
+        self.feed_plain
+            .push((defaults.to_owned_meta(), feed_action));
         let mut filtered = BTreeMap::new();
         let mut loaded = 0;
         let (names, store, actions) = (&mut self.indicators, &mut self.meta, &mut self.actions);
         let mut sink = |ind: Indicator<'_>| {
+            // One listing per feed and name is enough (a host behind many URL IOCs, say).
+            let listed_here = names.exact(&ind.pattern.name).any(|(v, below)| {
+                below == ind.pattern.below_only
+                    && plain_parts(v).map_or_else(|| store.feed_and_action(v).0, |(f, _)| f)
+                        == feed_index
+            });
+            if listed_here {
+                *filtered
+                    .entry("listed again in this feed".to_string())
+                    .or_default() += 1;
+                return;
+            }
+            // Lines that say nothing of their own cost no metadata record at all.
+            if ind.meta == Meta::default()
+                && ind.action.is_none()
+                && let Some(value) = plain_value(feed_index, ind.line)
+            {
+                match filter_out(cfg, &defaults, now) {
+                    None => {
+                        names.insert(&ind.pattern.name, ind.pattern.below_only, value);
+                        loaded += 1;
+                    }
+                    Some(why) => *filtered.entry(why).or_default() += 1,
+                }
+                return;
+            }
             let meta = ind.meta.or(&defaults);
             if let Some(why) = filter_out(cfg, &meta, now) {
                 *filtered.entry(why).or_default() += 1;
@@ -289,10 +351,12 @@ impl Policy {
     /// The indicator covering a normalized name, if any, ignoring allow rules.
     pub fn lookup(&self, key: &str) -> Option<Match<'_>> {
         let hit = self.indicators.lookup(key)?;
+        let mut recs: Vec<u32> = hit.values().collect();
+        recs.reverse(); // the table keeps newest first; sources read in config order
         Some(Match {
             indicator: hit.listed,
             wildcard: hit.wildcard_only(),
-            recs: hit.values().collect(),
+            recs,
             policy: self,
         })
     }
@@ -320,6 +384,18 @@ impl Policy {
             _ => Decision::Block(hit),
         }
     }
+}
+
+/// Indicator values with the top bit set are "plain": feed index and line packed in, no
+/// metadata record (7 bits of feed, 24 of line).
+const PLAIN: u32 = 1 << 31;
+
+fn plain_value(feed: u16, line: usize) -> Option<u32> {
+    (feed < 128 && line < 1 << 24).then(|| PLAIN | (u32::from(feed) << 24) | line as u32)
+}
+
+fn plain_parts(value: u32) -> Option<(u16, u32)> {
+    (value & PLAIN != 0).then_some((((value >> 24) & 0x7f) as u16, value & 0x00ff_ffff))
 }
 
 type FeedData = (

@@ -153,7 +153,15 @@ async fn serve_udp(
             },
             _ = stopped.changed() => return,
         };
-        match handler.begin(&buf[..len], src, Protocol::Udp) {
+        // A bug in the request path must cost one answer, not the listener.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handler.begin(&buf[..len], src, Protocol::Udp)
+        }));
+        let outcome = outcome.unwrap_or_else(|_| {
+            tracing::error!(%src, "request handler panicked; query dropped");
+            Outcome::Drop
+        });
+        match outcome {
             Outcome::Reply(bytes) => send(&socket, &bytes, src).await,
             Outcome::Drop => {}
             Outcome::Forward(pending) => {
