@@ -4,12 +4,18 @@
 //! counted rather than blocking a query.
 
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
+use hickory_proto::rr::RecordType;
 use serde::Serialize;
 use tokio::sync::mpsc;
+
+use crate::feed::LineMeta;
+use crate::policy::Policy;
 
 /// One block-log line. This is a public contract: see the README's "Block log" section.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
@@ -43,10 +49,74 @@ pub struct Event {
     pub protocol: String,
 }
 
+/// An event as the request path hands it over: what was asked and answered, and the
+/// indicator records. Turning records into readable fields and JSON is the writer's work,
+/// so a blocked query pays for a few copies, not for formatting.
+pub struct Pending {
+    pub time: SystemTime,
+    pub client: IpAddr,
+    /// The query name, normalized.
+    pub name: String,
+    pub qtype: RecordType,
+    pub rcode: u16,
+    pub ip_addresses: String,
+    pub action: &'static str,
+    /// The listed name: a suffix of `name` starting here.
+    pub indicator_at: usize,
+    pub wildcard: bool,
+    pub recs: Vec<u32>,
+    /// The policy the records belong to (a reload may have replaced it since).
+    pub policy: Arc<Policy>,
+    pub allow_rule: Option<String>,
+    pub protocol: &'static str,
+}
+
+impl Event {
+    /// The readable event for a pending one.
+    pub fn from_pending(p: &Pending) -> Event {
+        let indicator = p.name.get(p.indicator_at..).unwrap_or_default();
+        let hit = p.policy.match_of(indicator, p.wildcard, p.recs.clone());
+        let sources = hit.sources();
+        let first = |f: fn(&LineMeta) -> Option<&Arc<str>>| {
+            sources
+                .iter()
+                .find_map(|s| f(&s.meta))
+                .map(|v| v.to_string())
+        };
+        let client = p.client.to_canonical().to_string();
+        Event {
+            time_generated: rfc3339(p.time),
+            computer: client.clone(),
+            client_ip: client,
+            name: p.name.clone(),
+            query_type: crate::answer::type_name(p.qtype),
+            result_code: p.rcode,
+            ip_addresses: p.ip_addresses.clone(),
+            action: p.action.to_string(),
+            indicator: if p.wildcard {
+                format!("*.{indicator}")
+            } else {
+                indicator.to_string()
+            },
+            feed: hit.feeds(),
+            malware_family: first(|m| m.malware.as_ref()),
+            threat_type: first(|m| m.threat_type.as_ref()),
+            confidence: sources.iter().find_map(|s| s.meta.confidence),
+            first_seen: first(|m| m.first_seen.as_ref()),
+            last_seen: first(|m| m.last_seen.as_ref()),
+            reference: first(|m| m.reference.as_ref()),
+            tags: first(|m| m.tags.as_ref()),
+            ioc_id: first(|m| m.ioc_id.as_ref()),
+            allow_rule: p.allow_rule.clone(),
+            protocol: p.protocol.to_string(),
+        }
+    }
+}
+
 /// The sending side, cheap to clone into every request.
 #[derive(Clone)]
 pub struct BlockLog {
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<Pending>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -79,7 +149,7 @@ impl BlockLog {
     }
 
     /// Queues an event; never waits.
-    pub fn record(&self, event: Event) {
+    pub fn record(&self, event: Pending) {
         if self.tx.try_send(event).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -91,12 +161,12 @@ impl BlockLog {
     }
 }
 
-fn write_loop(mut rx: mpsc::Receiver<Event>, mut out: impl Write) {
+fn write_loop(mut rx: mpsc::Receiver<Pending>, mut out: impl Write) {
     while let Some(event) = rx.blocking_recv() {
         let mut next = Some(event);
         // Write whatever is queued, then flush once: a line is on disk soon after its query.
-        while let Some(event) = next {
-            if let Err(e) = write_event(&mut out, &event) {
+        while let Some(pending) = next {
+            if let Err(e) = write_event(&mut out, &Event::from_pending(&pending)) {
                 tracing::error!(error = %e, "block log write failed");
             }
             next = rx.try_recv().ok();
@@ -112,9 +182,9 @@ fn write_event(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
     out.write_all(b"\n")
 }
 
-/// Now, as `TimeGenerated` wants it.
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
+/// A time as `TimeGenerated` wants it: RFC 3339, UTC.
+pub fn rfc3339(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }

@@ -1,29 +1,66 @@
-//! The answer cache: upstream answers keyed by question and DNSSEC flags, kept for their TTL
-//! (negative answers for the SOA minimum, RFC 2308) and served with TTLs counted down.
-//! Bounded by entry count; quick_cache shards it, so lookups do not contend on one lock.
+//! The answer cache: upstream answers keyed by question and the client's DNSSEC/EDNS flags,
+//! kept for their TTL (negative answers for the SOA minimum, RFC 2308). Entries are stored
+//! encoded, with the offsets of their TTLs, so a hit is served by copying the bytes and
+//! patching ID, question spelling and TTLs. Bounded by entry count; quick_cache shards it,
+//! so lookups do not contend on one lock.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, Record};
+use hickory_proto::rr::RData;
 
 use crate::config::CacheConfig;
 use crate::upstream::QueryFlags;
+use crate::wire;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
-    /// Lower-case wire-format name, so case variants share an entry.
-    pub name: Box<[u8]>,
+    /// The normalized name (lower-case dotted text), so case variants share an entry.
+    pub name: Box<str>,
     pub qtype: u16,
     pub qclass: u16,
     pub flags: QueryFlags,
+    /// Whether the client sent EDNS (the stored answer carries OPT or not).
+    pub edns: bool,
 }
 
-struct Entry {
-    answer: Message,
+pub struct Entry {
+    wire: Box<[u8]>,
+    ttl_offsets: Box<[u16]>,
     stored: Instant,
     ttl: u32,
+}
+
+impl Entry {
+    /// Seconds since stored, or None once expired.
+    fn age(&self) -> Option<u32> {
+        let age = self.stored.elapsed().as_secs();
+        (age < u64::from(self.ttl)).then_some(age as u32)
+    }
+
+    /// Writes this answer for the query in `packet` (same name, any case) into `out`, if it
+    /// is still fresh and fits in `max` bytes.
+    pub fn serve(&self, packet: &[u8], name_end: usize, max: usize, out: &mut Vec<u8>) -> bool {
+        let Some(age) = self.age() else { return false };
+        if self.wire.len() > max || self.wire.len() < name_end || packet.len() < name_end {
+            return false;
+        }
+        out.clear();
+        out.extend_from_slice(&self.wire);
+        out[..2].copy_from_slice(&packet[..2]);
+        out[12..name_end].copy_from_slice(&packet[12..name_end]);
+        wire::age_ttls(out, &self.ttl_offsets, age);
+        true
+    }
+
+    /// The answer as a message, TTLs counted down (for the full path).
+    pub fn message(&self) -> Option<Message> {
+        let age = self.age()?;
+        let mut bytes = self.wire.to_vec();
+        wire::age_ttls(&mut bytes, &self.ttl_offsets, age);
+        Message::from_vec(&bytes).ok()
+    }
 }
 
 pub struct Cache {
@@ -41,31 +78,30 @@ impl Cache {
         }
     }
 
-    /// A cached answer with its TTLs counted down, if one is still fresh.
-    pub fn get(&self, key: &CacheKey) -> Option<Message> {
-        let entry = self.inner.as_ref()?.get(key)?;
-        let age = entry.stored.elapsed().as_secs();
-        if age >= u64::from(entry.ttl) {
-            return None;
-        }
-        let mut answer = entry.answer.clone();
-        age_records(&mut answer, age as u32);
-        Some(answer)
+    /// The entry for a key, fresh or not (the caller checks as it serves).
+    pub fn get(&self, key: &CacheKey) -> Option<Arc<Entry>> {
+        self.inner.as_ref()?.get(key)
     }
 
-    /// Stores an upstream answer if it may be cached, for as long as it may be.
-    pub fn insert(&self, key: CacheKey, answer: &Message) {
+    /// Stores an answer as relayed to a client (`relayed`, encoded in full as `wire`) if the
+    /// upstream's answer may be cached, for as long as it may be.
+    pub fn insert(&self, key: CacheKey, relayed: &Message, wire_bytes: &[u8]) {
         let Some(inner) = &self.inner else { return };
-        if let Some(ttl) = self.ttl_of(answer).filter(|&t| t > 0) {
-            inner.insert(
-                key,
-                Arc::new(Entry {
-                    answer: answer.clone(),
-                    stored: Instant::now(),
-                    ttl,
-                }),
-            );
-        }
+        let Some(ttl) = self.ttl_of(relayed).filter(|&t| t > 0) else {
+            return;
+        };
+        let Some(offsets) = wire::ttl_offsets(wire_bytes) else {
+            return;
+        };
+        inner.insert(
+            key,
+            Arc::new(Entry {
+                wire: wire_bytes.into(),
+                ttl_offsets: offsets.into(),
+                stored: Instant::now(),
+                ttl,
+            }),
+        );
     }
 
     /// Entries held now.
@@ -101,11 +137,4 @@ impl Cache {
             _ => None,
         }
     }
-}
-
-fn age_records(answer: &mut Message, age: u32) {
-    let age_one = |r: &mut Record| r.ttl = r.ttl.saturating_sub(age);
-    answer.answers.iter_mut().for_each(age_one);
-    answer.authorities.iter_mut().for_each(age_one);
-    answer.additionals.iter_mut().for_each(age_one);
 }

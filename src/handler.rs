@@ -1,11 +1,15 @@
 //! The request path, from packet to answer, transport-agnostic:
 //! parse -> access control -> policy verdict -> blocked answer | cache | upstream.
 //!
-//! Split in two so the socket loops can answer everything local (blocks, cache hits, errors)
-//! inline and spawn a task only for what must wait on an upstream.
+//! Two tiers. Ordinary queries for blocked names and cached answers take a byte-level fast
+//! path ([`crate::wire`]): no message is parsed into owned structures and the answer is
+//! written straight into bytes. Everything else (errors, allowed or observed hits, odd
+//! packets) takes the full path through hickory-proto. And two halves, so the socket loops
+//! answer everything local inline and spawn a task only for what waits on an upstream.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
@@ -13,16 +17,18 @@ use hickory_proto::rr::{DNSClass, RecordType};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::answer::{self, BlockAnswer};
-use crate::blocklog::{self, BlockLog, Event};
+use crate::blocklog::{BlockLog, Pending as PendingEvent};
 use crate::cache::{Cache, CacheKey};
 use crate::config::Action;
-use crate::feed::LineMeta;
 use crate::policy::{Decision, Match, Policy};
-use crate::upstream::{QueryFlags, Upstream};
+use crate::upstream::{EDNS_PAYLOAD, QueryFlags, Upstream};
+use crate::wire::{self, Blocked, QueryView};
 
 /// Largest answer over UDP to a client without EDNS (RFC 1035).
 const PLAIN_UDP_MAX: usize = 512;
 const TCP_MAX: usize = 65_535;
+/// Longest Extended DNS Error text we send.
+const MAX_REASON: usize = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -35,6 +41,16 @@ impl Protocol {
         match self {
             Protocol::Udp => "udp",
             Protocol::Tcp => "tcp",
+        }
+    }
+
+    /// Largest answer a client can take: 64 KiB over TCP; over UDP its EDNS payload (at
+    /// least 512, at most what we advertise), or 512 without EDNS.
+    fn max_size(self, edns_payload: Option<u16>) -> usize {
+        match (self, edns_payload) {
+            (Protocol::Tcp, _) => TCP_MAX,
+            (Protocol::Udp, Some(p)) => usize::from(p.clamp(512, EDNS_PAYLOAD)),
+            (Protocol::Udp, None) => PLAIN_UDP_MAX,
         }
     }
 }
@@ -55,7 +71,7 @@ pub struct Pending {
     key: CacheKey,
     max_size: usize,
     /// The event to log once the answer is known (for "allowed" and "logged" hits).
-    event: Option<Event>,
+    event: Option<PendingEvent>,
 }
 
 pub struct Handler {
@@ -91,6 +107,15 @@ impl Handler {
         &self.log
     }
 
+    /// Stores `answer` as the upstream's answer to `query` (for benchmarks and tests).
+    pub fn prime_cache(&self, query: &[u8], answer: &Message) {
+        if let Ok(request) = Message::from_vec(query) {
+            let relayed = answer::relayed(&request, answer);
+            let bytes = answer::encode(&relayed, TCP_MAX);
+            self.cache.insert(cache_key(&request), &relayed, &bytes);
+        }
+    }
+
     /// A slot for one upstream query, or None when `server.max_inflight` are already out.
     pub fn try_reserve(&self) -> Option<OwnedSemaphorePermit> {
         self.inflight.clone().try_acquire_owned().ok()
@@ -114,6 +139,102 @@ impl Handler {
         if packet.len() < 12 || packet[2] & 0x80 != 0 {
             return Outcome::Drop;
         }
+        let mut key = String::with_capacity(64);
+        if let Some(q) = wire::parse_query(packet, &mut key)
+            && let Some(reply) = self.fast(packet, &q, &key, src.ip(), proto)
+        {
+            return Outcome::Reply(reply);
+        }
+        self.full(packet, src, proto)
+    }
+
+    /// Blocked names and fresh cache hits for ordinary queries, straight from bytes. None
+    /// sends the query down the full path (which also handles every error).
+    fn fast(
+        &self,
+        packet: &[u8],
+        q: &QueryView,
+        key: &str,
+        client: IpAddr,
+        proto: Protocol,
+    ) -> Option<Vec<u8>> {
+        if q.qclass != u16::from(DNSClass::IN) || matches!(q.qtype, 251 | 252) {
+            return None;
+        }
+        let policy = self.policy.load();
+        let max = proto.max_size(q.edns.map(|e| e.0));
+        match policy.decide(key, client) {
+            Decision::Block(hit) => {
+                let action = hit.action();
+                let sink4 = policy.block.sinkhole_ipv4.octets();
+                let sink6 = policy.block.sinkhole_ipv6.octets();
+                let address: Option<&[u8]> = match (action, q.qtype) {
+                    (Action::Sinkhole, 1) => Some(&sink4),
+                    (Action::Sinkhole, 28) => Some(&sink6),
+                    _ => None,
+                };
+                let rcode = if action == Action::Nxdomain { 3 } else { 0 };
+                let mut reason = format!("iocsink: {} listed by {}", hit.indicator, hit.feeds());
+                reason.truncate(MAX_REASON);
+                let mut out = Vec::with_capacity(128 + reason.len());
+                let zone_offset = key.len() - hit.indicator.len();
+                let blocked = Blocked {
+                    rcode,
+                    address,
+                    zone_offset,
+                    ttl: policy.block.ttl,
+                    reason: &reason,
+                };
+                wire::blocked_response(packet, q, &blocked, &mut out);
+                if out.len() > max {
+                    return None; // a long EDE text to a small client: the full path truncates
+                }
+                let ip_addresses = match address {
+                    Some(a) if a.len() == 4 => policy.block.sinkhole_ipv4.to_string(),
+                    Some(_) => policy.block.sinkhole_ipv6.to_string(),
+                    None => String::new(),
+                };
+                let action_name = block_action_name(action);
+                self.log.record(PendingEvent {
+                    ip_addresses,
+                    ..self.event(
+                        &policy,
+                        key,
+                        RecordType::from(q.qtype),
+                        client,
+                        proto,
+                        &hit,
+                        action_name,
+                        None,
+                        rcode.into(),
+                    )
+                });
+                Some(out)
+            }
+            Decision::Forward => {
+                let cache_key = CacheKey {
+                    name: key.into(),
+                    qtype: q.qtype,
+                    qclass: q.qclass,
+                    flags: QueryFlags {
+                        recursion_desired: q.recursion_desired,
+                        checking_disabled: q.checking_disabled,
+                        dnssec_ok: q.edns.is_some_and(|e| e.1),
+                    },
+                    edns: q.edns.is_some(),
+                };
+                let entry = self.cache.get(&cache_key)?;
+                let mut out = Vec::with_capacity(512);
+                entry
+                    .serve(packet, q.name_end, max, &mut out)
+                    .then_some(out)
+            }
+            Decision::Refuse | Decision::Observe(_) | Decision::Allow(..) => None,
+        }
+    }
+
+    /// The full path: hickory-proto parses the query; every rule and error is handled here.
+    fn full(&self, packet: &[u8], src: SocketAddr, proto: Protocol) -> Outcome {
         let policy = self.policy.load();
         let admitted = policy.admits(src.ip());
         let request = match Message::from_vec(packet) {
@@ -123,12 +244,7 @@ impl Handler {
             }
             Err(_) => return Outcome::Drop,
         };
-        let max_size = match proto {
-            Protocol::Tcp => TCP_MAX,
-            Protocol::Udp => request.edns.as_ref().map_or(PLAIN_UDP_MAX, |e| {
-                usize::from(e.max_payload().clamp(512, crate::upstream::EDNS_PAYLOAD))
-            }),
-        };
+        let max_size = proto.max_size(request.edns.as_ref().map(|e| e.max_payload()));
         let error = |rcode| {
             Outcome::Reply(answer::encode(
                 &answer::response_to(&request, rcode),
@@ -155,17 +271,19 @@ impl Handler {
             return error(ResponseCode::Refused);
         }
 
-        let mut key_text = String::with_capacity(64);
-        let listed = crate::domain::query_key(question.name(), &mut key_text);
+        let mut key = String::with_capacity(64);
+        let listed = crate::domain::query_key(question.name(), &mut key);
         let decision = if listed {
-            policy.decide(&key_text, src.ip())
+            policy.decide(&key, src.ip())
         } else {
             Decision::Forward
         };
+        let qtype = question.query_type();
         let event = match decision {
             Decision::Refuse => return error(ResponseCode::Refused),
             Decision::Block(hit) => {
-                let how = match hit.action() {
+                let action = hit.action();
+                let how = match action {
                     Action::Sinkhole => BlockAnswer::Sinkhole {
                         v4: policy.block.sinkhole_ipv4,
                         v6: policy.block.sinkhole_ipv6,
@@ -173,39 +291,54 @@ impl Handler {
                     Action::Nodata => BlockAnswer::Nodata,
                     Action::Nxdomain | Action::Log => BlockAnswer::Nxdomain,
                 };
-                let reason = format!("iocsink: {} listed by {}", hit.indicator, hit.feeds());
+                let mut reason = format!("iocsink: {} listed by {}", hit.indicator, hit.feeds());
+                reason.truncate(MAX_REASON);
                 let msg = answer::blocked(&request, how, hit.indicator, policy.block.ttl, &reason);
-                let action = match how {
-                    BlockAnswer::Nxdomain => "nxdomain",
-                    BlockAnswer::Sinkhole { .. } => "sinkhole",
-                    BlockAnswer::Nodata => "nodata",
-                };
-                let event = make_event(&key_text, &request, src, proto, &hit, action, None);
-                self.log.record(Event {
-                    result_code: u16::from(msg.metadata.response_code),
+                let rcode = u16::from(msg.metadata.response_code);
+                self.log.record(PendingEvent {
                     ip_addresses: answer::addresses(&msg),
-                    ..event
+                    ..self.event(
+                        &policy,
+                        &key,
+                        qtype,
+                        src.ip(),
+                        proto,
+                        &hit,
+                        block_action_name(action),
+                        None,
+                        rcode,
+                    )
                 });
                 return Outcome::Reply(answer::encode(&msg, max_size));
             }
-            Decision::Observe(hit) => Some(make_event(
-                &key_text, &request, src, proto, &hit, "logged", None,
+            Decision::Observe(hit) => Some(self.event(
+                &policy,
+                &key,
+                qtype,
+                src.ip(),
+                proto,
+                &hit,
+                "logged",
+                None,
+                0,
             )),
-            Decision::Allow(hit, rule) => Some(make_event(
-                &key_text,
-                &request,
-                src,
+            Decision::Allow(hit, rule) => Some(self.event(
+                &policy,
+                &key,
+                qtype,
+                src.ip(),
                 proto,
                 &hit,
                 "allowed",
                 Some(rule.to_string()),
+                0,
             )),
             Decision::Forward => None,
         };
         drop(policy);
 
         let key = cache_key(&request);
-        if let Some(cached) = self.cache.get(&key) {
+        if let Some(cached) = self.cache.get(&key).and_then(|e| e.message()) {
             let msg = answer::relayed(&request, &cached);
             self.record_forwarded(event, &msg);
             return Outcome::Reply(answer::encode(&msg, max_size));
@@ -234,8 +367,14 @@ impl Handler {
         };
         let msg = match result {
             Ok(upstream) => {
-                self.cache.insert(key, &upstream);
-                answer::relayed(&request, &upstream)
+                let msg = answer::relayed(&request, &upstream);
+                let full = answer::encode(&msg, TCP_MAX);
+                self.cache.insert(key, &msg, &full);
+                if full.len() <= max_size {
+                    self.record_forwarded(event, &msg);
+                    return full;
+                }
+                msg
             }
             Err(e) => {
                 tracing::debug!(error = %e, name = %request.queries[0].name(), "forward failed");
@@ -246,14 +385,53 @@ impl Handler {
         answer::encode(&msg, max_size)
     }
 
-    fn record_forwarded(&self, event: Option<Event>, msg: &Message) {
+    fn record_forwarded(&self, event: Option<PendingEvent>, msg: &Message) {
         if let Some(event) = event {
-            self.log.record(Event {
-                result_code: u16::from(msg.metadata.response_code),
+            self.log.record(PendingEvent {
+                rcode: u16::from(msg.metadata.response_code),
                 ip_addresses: answer::addresses(msg),
                 ..event
             });
         }
+    }
+
+    /// A block-log event for a hit; the writer thread turns it into fields.
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &self,
+        policy: &Arc<Policy>,
+        key: &str,
+        qtype: RecordType,
+        client: IpAddr,
+        proto: Protocol,
+        hit: &Match<'_>,
+        action: &'static str,
+        allow_rule: Option<String>,
+        rcode: u16,
+    ) -> PendingEvent {
+        PendingEvent {
+            time: SystemTime::now(),
+            client,
+            name: key.to_string(),
+            qtype,
+            rcode,
+            ip_addresses: String::new(),
+            action,
+            indicator_at: key.len() - hit.indicator.len(),
+            wildcard: hit.wildcard,
+            recs: hit.recs().to_vec(),
+            policy: policy.clone(),
+            allow_rule,
+            protocol: proto.as_str(),
+        }
+    }
+}
+
+fn block_action_name(action: Action) -> &'static str {
+    match action {
+        Action::Sinkhole => "sinkhole",
+        Action::Nodata => "nodata",
+        Action::Nxdomain | Action::Log => "nxdomain",
     }
 }
 
@@ -261,15 +439,16 @@ fn reply_or_drop(bytes: Option<Vec<u8>>) -> Outcome {
     bytes.map_or(Outcome::Drop, Outcome::Reply)
 }
 
+/// The cache key of a parsed query; the same as the fast path builds from bytes.
 fn cache_key(request: &Message) -> CacheKey {
     let q = &request.queries[0];
-    let mut name = Vec::with_capacity(64);
-    for label in q.name().iter() {
-        name.push(label.len() as u8);
-        name.extend(label.iter().map(u8::to_ascii_lowercase));
+    let mut name = String::with_capacity(64);
+    if !crate::domain::query_key(q.name(), &mut name) {
+        // Names the fast path cannot read: keyed by their lower-case wire form, marked apart.
+        name = format!("\0{}", q.name().to_lowercase());
     }
     CacheKey {
-        name: name.into_boxed_slice(),
+        name: name.into(),
         qtype: u16::from(q.query_type()),
         qclass: u16::from(q.query_class()),
         flags: QueryFlags {
@@ -277,50 +456,6 @@ fn cache_key(request: &Message) -> CacheKey {
             checking_disabled: request.metadata.checking_disabled,
             dnssec_ok: request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
         },
-    }
-}
-
-fn make_event(
-    name: &str,
-    request: &Message,
-    src: SocketAddr,
-    proto: Protocol,
-    hit: &Match<'_>,
-    action: &str,
-    allow_rule: Option<String>,
-) -> Event {
-    let sources = hit.sources();
-    let first = |f: fn(&LineMeta) -> Option<&Arc<str>>| {
-        sources
-            .iter()
-            .find_map(|s| f(&s.meta))
-            .map(|v| v.to_string())
-    };
-    let client = src.ip().to_canonical().to_string();
-    Event {
-        time_generated: blocklog::now_rfc3339(),
-        computer: client.clone(),
-        client_ip: client,
-        name: name.to_string(),
-        query_type: answer::type_name(request.queries[0].query_type()),
-        result_code: 0,
-        ip_addresses: String::new(),
-        action: action.to_string(),
-        indicator: if hit.wildcard {
-            format!("*.{}", hit.indicator)
-        } else {
-            hit.indicator.to_string()
-        },
-        feed: hit.feeds(),
-        malware_family: first(|m| m.malware.as_ref()),
-        threat_type: first(|m| m.threat_type.as_ref()),
-        confidence: sources.iter().find_map(|s| s.meta.confidence),
-        first_seen: first(|m| m.first_seen.as_ref()),
-        last_seen: first(|m| m.last_seen.as_ref()),
-        reference: first(|m| m.reference.as_ref()),
-        tags: first(|m| m.tags.as_ref()),
-        ioc_id: first(|m| m.ioc_id.as_ref()),
-        allow_rule,
-        protocol: proto.as_str().to_string(),
+        edns: request.edns.is_some(),
     }
 }

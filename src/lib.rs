@@ -19,3 +19,4 @@ pub mod reload;
 pub mod remote;
 pub mod server;
 pub mod upstream;
+pub mod wire;

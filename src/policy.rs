@@ -73,6 +73,11 @@ pub struct Match<'a> {
 }
 
 impl Match<'_> {
+    /// The indicator records, in config order.
+    pub fn recs(&self) -> &[u32] {
+        &self.recs
+    }
+
     /// The action to take: the first source that blocks decides how; a name listed only by
     /// observe-only feeds is only logged.
     pub fn action(&self) -> Action {
@@ -346,6 +351,16 @@ impl Policy {
     pub fn admits(&self, client: IpAddr) -> bool {
         let client = client.to_canonical();
         self.access.iter().any(|n| n.contains(&client))
+    }
+
+    /// A match rebuilt from its parts (for the block-log writer).
+    pub fn match_of<'a>(&'a self, indicator: &'a str, wildcard: bool, recs: Vec<u32>) -> Match<'a> {
+        Match {
+            indicator,
+            wildcard,
+            recs,
+            policy: self,
+        }
     }
 
     /// The indicator covering a normalized name, if any, ignoring allow rules.
