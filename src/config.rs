@@ -52,6 +52,8 @@ pub struct ServerConfig {
     /// Concurrent TCP connections; beyond it new connections are closed at once.
     #[serde(default = "default_max_tcp")]
     pub max_tcp_connections: usize,
+    /// UDP serving threads per listen address (default: the CPUs this process may use, up to 8).
+    pub udp_threads: Option<usize>,
     /// A TCP connection idle this long is closed.
     #[serde(default = "default_tcp_idle_ms")]
     pub tcp_idle_timeout_ms: u64,
@@ -420,9 +422,12 @@ impl Config {
                 )));
             }
         }
-        if self.server.max_inflight == 0 || self.server.max_tcp_connections == 0 {
+        if self.server.max_inflight == 0
+            || self.server.max_tcp_connections == 0
+            || self.server.udp_threads == Some(0)
+        {
             return Err(ConfigError(format!(
-                "{file}: keys server.max_inflight and server.max_tcp_connections must be greater than 0"
+                "{file}: keys server.max_inflight, server.max_tcp_connections and server.udp_threads must be greater than 0"
             )));
         }
         if self.log.queue == 0 {

@@ -18,5 +18,6 @@ pub mod policy;
 pub mod reload;
 pub mod remote;
 pub mod server;
+pub mod udp;
 pub mod upstream;
 pub mod wire;

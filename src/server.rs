@@ -1,27 +1,29 @@
 //! Sockets: a UDP loop and a TCP accept loop per listen address, all driving one [`Handler`].
 //! Also owns the live policy and its reload.
 //!
-//! UDP answers local verdicts inline and spawns a task only for upstream waits (bounded by
-//! `server.max_inflight`). TCP connections are bounded by `server.max_tcp_connections` and
+//! UDP is served by plain threads (see `udp`), answering local verdicts inline and handing
+//! upstream waits to the runtime (bounded by `server.max_inflight`). TCP connections are bounded by `server.max_tcp_connections` and
 //! closed after `server.tcp_idle_timeout_ms` without a query.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::blocklog::BlockLog;
 use crate::cache::Cache;
 use crate::config::Config;
-use crate::handler::{Handler, Outcome, Protocol};
+use crate::handler::{Handler, Protocol};
 use crate::policy::Policy;
 use crate::reload::{self, Live};
 use crate::remote::Fetcher;
+use crate::udp;
 use crate::upstream::Upstream;
 
 /// A running server. Dropping it does not stop it; call [`Server::shutdown`].
@@ -32,6 +34,8 @@ pub struct Server {
     live: Arc<Live>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    udp_stop: Arc<AtomicBool>,
+    udp_threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -60,13 +64,24 @@ impl Server {
         let mut addrs = Vec::new();
         let tcp_slots = Arc::new(Semaphore::new(config.server.max_tcp_connections));
         let idle = Duration::from_millis(config.server.tcp_idle_timeout_ms);
+        let udp_threads = config.server.udp_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(8)
+        });
+        let udp_stop = Arc::new(AtomicBool::new(false));
+        let mut udp_threads_running = Vec::new();
         for listen in &config.server.listen {
-            let (udp, tcp) = bind_pair(*listen)
+            let (sockets, tcp) = bind_all(*listen, udp_threads)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
-            let addr = udp.local_addr()?;
-            addrs.push(addr);
-            tasks.spawn(serve_udp(Arc::new(udp), handler.clone(), stopped.clone()));
+            addrs.push(sockets[0].local_addr()?);
+            udp_threads_running.extend(udp::spawn(
+                sockets,
+                handler.clone(),
+                tokio::runtime::Handle::current(),
+                udp_stop.clone(),
+            )?);
             tasks.spawn(serve_tcp(
                 tcp,
                 handler.clone(),
@@ -90,6 +105,8 @@ impl Server {
             live,
             stop,
             tasks,
+            udp_stop,
+            udp_threads: udp_threads_running,
         })
     }
 
@@ -116,72 +133,38 @@ impl Server {
     /// Stops accepting, lets the loops end, and returns.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
+        self.udp_stop.store(true, Ordering::Relaxed);
         while self.tasks.join_next().await.is_some() {}
+        let threads = std::mem::take(&mut self.udp_threads);
+        let _ =
+            tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join())))
+                .await;
     }
 }
 
-/// Binds UDP and TCP on the same address. With port 0, retries until both get one port.
-async fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+/// Binds `udp_threads` UDP sockets and a TCP listener on the same address. With port 0,
+/// retries until UDP and TCP get the same port.
+async fn bind_all(
+    addr: SocketAddr,
+    udp_threads: usize,
+) -> std::io::Result<(Vec<std::net::UdpSocket>, TcpListener)> {
     let mut last_err = None;
     for _ in 0..20 {
-        let udp = UdpSocket::bind(addr).await?;
-        let bound = udp.local_addr()?;
+        let first = udp::bind(addr)?;
+        let bound = first.local_addr()?;
         match TcpListener::bind(bound).await {
-            Ok(tcp) => return Ok((udp, tcp)),
+            Ok(tcp) => {
+                let mut sockets = vec![first];
+                for _ in 1..udp_threads {
+                    sockets.push(udp::bind(bound)?);
+                }
+                return Ok((sockets, tcp));
+            }
             Err(e) if addr.port() == 0 => last_err = Some(e),
             Err(e) => return Err(e),
         }
     }
     Err(last_err.unwrap_or_else(|| std::io::Error::other("no free port")))
-}
-
-async fn serve_udp(
-    socket: Arc<UdpSocket>,
-    handler: Arc<Handler>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut buf = vec![0u8; 65_535];
-    loop {
-        let (len, src) = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // ICMP errors from earlier sends surface here on some systems; keep serving.
-                    tracing::debug!(error = %e, "udp receive error");
-                    continue;
-                }
-            },
-            _ = stopped.changed() => return,
-        };
-        // A bug in the request path must cost one answer, not the listener.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handler.begin(&buf[..len], src, Protocol::Udp)
-        }));
-        let outcome = outcome.unwrap_or_else(|_| {
-            tracing::error!(%src, "request handler panicked; query dropped");
-            Outcome::Drop
-        });
-        match outcome {
-            Outcome::Reply(bytes) => send(&socket, &bytes, src).await,
-            Outcome::Drop => {}
-            Outcome::Forward(pending) => {
-                let permit = handler.try_reserve();
-                let (socket, handler) = (socket.clone(), handler.clone());
-                tokio::spawn(async move {
-                    let admitted = permit.is_some();
-                    let bytes = handler.forward(pending, admitted).await;
-                    drop(permit);
-                    send(&socket, &bytes, src).await;
-                });
-            }
-        }
-    }
-}
-
-async fn send(socket: &UdpSocket, bytes: &[u8], to: SocketAddr) {
-    if let Err(e) = socket.send_to(bytes, to).await {
-        tracing::debug!(error = %e, %to, "udp send failed");
-    }
 }
 
 async fn serve_tcp(
