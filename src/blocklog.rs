@@ -1,6 +1,6 @@
 //! The block log: one JSON object per line, field names from Sentinel's `DnsEvents` plus IOC
-//! metadata. Queries hand events to a bounded channel; one writer task owns the file, so a
-//! slow disk delays log lines, never answers. When the queue is full, events are dropped and
+//! metadata. Queries hand events to a bounded channel; one writer thread owns the file and
+//! writes every 20 ms, so a slow disk delays log lines, never answers. When the queue is full, events are dropped and
 //! counted rather than blocking a query.
 
 use std::io::Write;
@@ -8,11 +8,11 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use hickory_proto::rr::RecordType;
 use serde::Serialize;
-use tokio::sync::mpsc;
+use std::sync::mpsc;
 
 use crate::feed::LineMeta;
 use crate::policy::Policy;
@@ -113,10 +113,14 @@ impl Event {
     }
 }
 
+/// How often the writer wakes to write what queued up. Queries never wake it: a wake-up
+/// per event would cost the hot path a syscall and a context switch.
+const WRITE_EVERY: Duration = Duration::from_millis(20);
+
 /// The sending side, cheap to clone into every request.
 #[derive(Clone)]
 pub struct BlockLog {
-    tx: mpsc::Sender<Pending>,
+    tx: mpsc::SyncSender<Pending>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -137,11 +141,11 @@ impl BlockLog {
                     .open(path)?,
             )
         };
-        let (tx, rx) = mpsc::channel(queue);
+        let (tx, rx) = mpsc::sync_channel(queue);
         // The writer does blocking file I/O, so it gets a thread of its own, off the runtime.
         std::thread::Builder::new()
             .name("blocklog".into())
-            .spawn(move || write_loop(rx, std::io::BufWriter::new(out)))?;
+            .spawn(move || write_loop(rx, std::io::BufWriter::with_capacity(1 << 16, out)))?;
         Ok(BlockLog {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
@@ -161,25 +165,150 @@ impl BlockLog {
     }
 }
 
-fn write_loop(mut rx: mpsc::Receiver<Pending>, mut out: impl Write) {
-    while let Some(event) = rx.blocking_recv() {
-        let mut next = Some(event);
-        // Write whatever is queued, then flush once: a line is on disk soon after its query.
-        while let Some(pending) = next {
-            if let Err(e) = write_event(&mut out, &Event::from_pending(&pending)) {
-                tracing::error!(error = %e, "block log write failed");
+fn write_loop(rx: mpsc::Receiver<Pending>, mut out: impl Write) {
+    let mut lines = LineWriter::default();
+    loop {
+        std::thread::sleep(WRITE_EVERY);
+        let mut wrote = false;
+        loop {
+            match rx.try_recv() {
+                Ok(pending) => {
+                    if let Err(e) = out.write_all(lines.line(&pending).as_bytes()) {
+                        tracing::error!(error = %e, "block log write failed");
+                    }
+                    wrote = true;
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    let _ = out.flush();
+                    return;
+                }
             }
-            next = rx.try_recv().ok();
         }
-        if let Err(e) = out.flush() {
+        if wrote && let Err(e) = out.flush() {
             tracing::error!(error = %e, "block log flush failed");
         }
     }
 }
 
-fn write_event(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, event)?;
-    out.write_all(b"\n")
+/// The indicator part of an event: the same for every hit on the same records.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct IndicatorFields<'a> {
+    indicator: &'a str,
+    feed: &'a str,
+    malware_family: &'a Option<String>,
+    threat_type: &'a Option<String>,
+    confidence: Option<u8>,
+    first_seen: &'a Option<String>,
+    last_seen: &'a Option<String>,
+    reference: &'a Option<String>,
+    tags: &'a Option<String>,
+    ioc_id: &'a Option<String>,
+}
+
+/// Writes event lines. What repeats is made once: the indicator fields per set of records
+/// (a blocked C2 is usually asked again and again) and the date and time per second.
+#[derive(Default)]
+struct LineWriter {
+    policy: usize,
+    fragments: rustc_hash::FxHashMap<(bool, Vec<u32>), String>,
+    second: u64,
+    second_text: String,
+    line: String,
+}
+
+/// Indicator fragments kept per policy before starting over.
+const MAX_FRAGMENTS: usize = 10_000;
+
+impl LineWriter {
+    fn line(&mut self, p: &Pending) -> &str {
+        let policy = Arc::as_ptr(&p.policy) as usize;
+        if policy != self.policy || self.fragments.len() >= MAX_FRAGMENTS {
+            self.fragments.clear();
+            self.policy = policy;
+        }
+        let key = (p.wildcard, p.recs.clone());
+        let fragment = self.fragments.entry(key).or_insert_with(|| {
+            let e = Event::from_pending(p);
+            let fields = IndicatorFields {
+                indicator: &e.indicator,
+                feed: &e.feed,
+                malware_family: &e.malware_family,
+                threat_type: &e.threat_type,
+                confidence: e.confidence,
+                first_seen: &e.first_seen,
+                last_seen: &e.last_seen,
+                reference: &e.reference,
+                tags: &e.tags,
+                ioc_id: &e.ioc_id,
+            };
+            let json = serde_json::to_string(&fields).unwrap_or_else(|_| "{}".into());
+            json[1..json.len() - 1].to_string()
+        });
+        let since = p
+            .time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        if since.as_secs() != self.second || self.second_text.is_empty() {
+            self.second = since.as_secs();
+            let t = time::OffsetDateTime::from(
+                SystemTime::UNIX_EPOCH + Duration::from_secs(self.second),
+            );
+            self.second_text = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            );
+        }
+        let line = &mut self.line;
+        line.clear();
+        let client = p.client.to_canonical();
+        use std::fmt::Write as _;
+        let _ = write!(
+            line,
+            "{{\"TimeGenerated\":\"{}.{:09}Z\",\"ClientIP\":\"{client}\",\"Computer\":\"{client}\",\"Name\":",
+            self.second_text,
+            since.subsec_nanos()
+        );
+        push_json_str(line, &p.name);
+        let _ = write!(
+            line,
+            ",\"QueryType\":\"{}\",\"ResultCode\":{},\"IPAddresses\":\"{}\",\"Action\":\"{}\",{},\"AllowRule\":",
+            crate::answer::type_name(p.qtype),
+            p.rcode,
+            p.ip_addresses,
+            p.action,
+            fragment
+        );
+        match &p.allow_rule {
+            Some(rule) => push_json_str(line, rule),
+            None => line.push_str("null"),
+        }
+        let _ = writeln!(line, ",\"Protocol\":\"{}\"}}", p.protocol);
+        line
+    }
+}
+
+/// Appends `s` as a JSON string.
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// A time as `TimeGenerated` wants it: RFC 3339, UTC.
@@ -187,4 +316,62 @@ pub fn rfc3339(t: SystemTime) -> String {
     time::OffsetDateTime::from(t)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn fast_lines_say_what_the_event_says() {
+        let dir = std::env::temp_dir().join(format!("iocsink-blocklog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let feed = dir.join("feed.csv");
+        std::fs::write(&feed, "# \"first_seen_utc\",\"ioc_value\",\"ioc_type\",\"malware_printable\",\"confidence_level\",\"tags\"\n\"2026-05-24 00:00:00\", \"bad.sbs\", \"domain\", \"Mask\"\"Gram\", \"100\", \"a,b\"\n").unwrap();
+        let text = format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"127.0.0.1:9\"]\n[[feed]]\nname = \"tf\"\npath = \"{}\"\n",
+            feed.display()
+        );
+        let policy =
+            Arc::new(Policy::build(&Config::parse(&text, Path::new("t.toml")).unwrap()).unwrap());
+        let recs = policy.lookup("ws.bad.sbs").unwrap().recs().to_vec();
+        let pending = Pending {
+            time: SystemTime::now(),
+            client: "::ffff:10.0.0.7".parse().unwrap(),
+            name: "ws.bad.sbs".into(),
+            qtype: RecordType::AAAA,
+            rcode: 3,
+            ip_addresses: String::new(),
+            action: "nxdomain",
+            indicator_at: 3,
+            wildcard: false,
+            recs,
+            policy,
+            allow_rule: Some("allow.domains \"x\"".into()),
+            protocol: "udp",
+        };
+        let mut writer = LineWriter::default();
+        let fast: serde_json::Value = serde_json::from_str(writer.line(&pending)).unwrap();
+        let slow = serde_json::to_value(Event::from_pending(&pending)).unwrap();
+        let parse = |v: &serde_json::Value| {
+            time::OffsetDateTime::parse(
+                v.as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap()
+        };
+        assert_eq!(parse(&fast["TimeGenerated"]), parse(&slow["TimeGenerated"]));
+        let strip = |mut v: serde_json::Value| {
+            v.as_object_mut().unwrap().remove("TimeGenerated");
+            v
+        };
+        assert_eq!(strip(fast.clone()), strip(slow));
+        assert_eq!(fast["MalwareFamily"], "Mask\"Gram");
+        assert_eq!(fast["ClientIP"], "10.0.0.7");
+        // The second line for the same records comes from the cached fragment.
+        let again: serde_json::Value = serde_json::from_str(writer.line(&pending)).unwrap();
+        assert_eq!(strip(again), strip(fast));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

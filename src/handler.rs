@@ -24,6 +24,11 @@ use crate::policy::{Decision, Match, Policy};
 use crate::upstream::{EDNS_PAYLOAD, QueryFlags, Upstream};
 use crate::wire::{self, Blocked, QueryView};
 
+thread_local! {
+    /// Scratch space for Extended DNS Error texts, so a block allocates none.
+    static REASON: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(256));
+}
+
 /// Largest answer over UDP to a client without EDNS (RFC 1035).
 const PLAIN_UDP_MAX: usize = 512;
 const TCP_MAX: usize = 65_535;
@@ -141,7 +146,7 @@ impl Handler {
         }
         let mut key = String::with_capacity(64);
         if let Some(q) = wire::parse_query(packet, &mut key)
-            && let Some(reply) = self.fast(packet, &q, &key, src.ip(), proto)
+            && let Some(reply) = self.fast(packet, &q, &mut key, src.ip(), proto)
         {
             return Outcome::Reply(reply);
         }
@@ -163,7 +168,7 @@ impl Handler {
         }
         let policy = self.policy.load();
         let max = proto.max_size(q.edns.map(|e| e.0));
-        match policy.decide(key, client) {
+        match policy.decide(&key[..], client) {
             Decision::Block(hit) => {
                 let action = hit.action();
                 let sink4 = policy.block.sinkhole_ipv4.octets();
@@ -174,18 +179,28 @@ impl Handler {
                     _ => None,
                 };
                 let rcode = if action == Action::Nxdomain { 3 } else { 0 };
-                let mut reason = format!("iocsink: {} listed by {}", hit.indicator, hit.feeds());
-                reason.truncate(MAX_REASON);
-                let mut out = Vec::with_capacity(128 + reason.len());
+                let mut out = Vec::with_capacity(512);
                 let zone_offset = key.len() - hit.indicator.len();
-                let blocked = Blocked {
-                    rcode,
-                    address,
-                    zone_offset,
-                    ttl: policy.block.ttl,
-                    reason: &reason,
-                };
-                wire::blocked_response(packet, q, &blocked, &mut out);
+                REASON.with_borrow_mut(|reason| {
+                    reason.clear();
+                    reason.push_str("iocsink: ");
+                    reason.push_str(hit.indicator);
+                    reason.push_str(" listed by ");
+                    hit.feeds_into(reason);
+                    let cut = (0..=reason.len().min(MAX_REASON))
+                        .rev()
+                        .find(|&i| reason.is_char_boundary(i))
+                        .unwrap_or(0);
+                    reason.truncate(cut);
+                    let blocked = Blocked {
+                        rcode,
+                        address,
+                        zone_offset,
+                        ttl: policy.block.ttl,
+                        reason,
+                    };
+                    wire::blocked_response(packet, q, &blocked, &mut out);
+                });
                 if out.len() > max {
                     return None; // a long EDE text to a small client: the full path truncates
                 }
@@ -213,7 +228,7 @@ impl Handler {
             }
             Decision::Forward => {
                 let cache_key = CacheKey {
-                    name: key.into(),
+                    name: key[..].into(),
                     qtype: q.qtype,
                     qclass: q.qclass,
                     flags: QueryFlags {

@@ -35,12 +35,13 @@ struct Entry {
     value: u32,
 }
 
+/// Entries live in the hash table itself: a hit costs one probe of the table and one read
+/// of the arena, not a further jump through an index.
 #[derive(Debug, Default, Clone)]
 pub struct NameTable {
     arena: Vec<u8>,
-    entries: Vec<Entry>,
     links: Vec<Link>,
-    table: HashTable<u32>,
+    table: HashTable<Entry>,
 }
 
 /// A match: the listed name that covered the query and the values that apply to it.
@@ -80,11 +81,8 @@ impl NameTable {
         &self.arena[entry.offset as usize..entry.offset as usize + entry.len as usize]
     }
 
-    fn find(&self, name: &[u8]) -> Option<u32> {
-        let h = hash(name);
-        self.table
-            .find(h, |&i| self.name(&self.entries[i as usize]) == name)
-            .copied()
+    fn find(&self, name: &[u8]) -> Option<&Entry> {
+        self.table.find(hash(name), |e| self.name(e) == name)
     }
 
     /// (value, below_only) pairs of an entry, newest first.
@@ -107,16 +105,20 @@ impl NameTable {
 
     /// The values listed exactly under `name` (not its parents), with their below-only flag.
     pub fn exact(&self, name: &str) -> impl Iterator<Item = (u32, bool)> + use<'_> {
-        let entry = self.find(name.as_bytes()).map(|i| self.entries[i as usize]);
+        let entry = self.find(name.as_bytes()).copied();
         entry.into_iter().flat_map(|e| self.values_of(e))
     }
 
     /// Lists `value` under `name` (normalized, at most 255 bytes); `below_only` for `*.name`.
     pub fn insert(&mut self, name: &str, below_only: bool, value: u32) {
         let bytes = &name.as_bytes()[..name.len().min(255)];
-        match self.find(bytes) {
-            Some(i) => {
-                let entry = self.entries[i as usize];
+        let h = hash(bytes);
+        let arena = &self.arena;
+        let found = self.table.find_mut(h, |e| {
+            &arena[e.offset as usize..e.offset as usize + e.len as usize] == bytes
+        });
+        match found {
+            Some(entry) => {
                 // Turn an inline value into a chain, then prepend (constant time).
                 let mut head = entry.value;
                 if !entry.chained {
@@ -133,25 +135,22 @@ impl NameTable {
                     below_only,
                     next: head,
                 });
-                let entry = &mut self.entries[i as usize];
                 entry.chained = true;
                 entry.value = link;
                 entry.has_apex |= !below_only;
             }
             None => {
-                let i = self.entries.len() as u32;
-                self.entries.push(Entry {
+                let entry = Entry {
                     offset: self.arena.len() as u32,
                     len: bytes.len() as u8,
                     has_apex: !below_only,
                     chained: false,
                     below_only,
                     value,
-                });
+                };
                 self.arena.extend_from_slice(bytes);
-                let (arena, entries) = (&self.arena, &self.entries);
-                self.table.insert_unique(hash(bytes), i, |&j| {
-                    let e = &entries[j as usize];
+                let arena = &self.arena;
+                self.table.insert_unique(h, entry, |e| {
                     hash(&arena[e.offset as usize..e.offset as usize + e.len as usize])
                 });
             }
@@ -161,39 +160,37 @@ impl NameTable {
     /// Gives back the slack of growth once building is done.
     pub fn shrink_to_fit(&mut self) {
         self.arena.shrink_to_fit();
-        self.entries.shrink_to_fit();
         self.links.shrink_to_fit();
-        let (arena, entries) = (&self.arena, &self.entries);
-        self.table.shrink_to_fit(|&j| {
-            let e = &entries[j as usize];
-            hash(&arena[e.offset as usize..e.offset as usize + e.len as usize])
-        });
+        let arena = &self.arena;
+        self.table
+            .shrink_to_fit(|e| hash(&arena[e.offset as usize..e.offset as usize + e.len as usize]));
     }
 
     /// Number of distinct listed names.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.table.is_empty()
     }
 
     /// Bytes held, for reports.
     pub fn heap_bytes(&self) -> usize {
         self.arena.capacity()
-            + self.entries.capacity() * size_of::<Entry>()
             + self.links.capacity() * size_of::<Link>()
-            + self.table.capacity() * (size_of::<u32>() + 1)
+            + self.table.capacity() * (size_of::<Entry>() + 1)
     }
 
     /// The most specific listed name covering `name` (a normalized query key), if any.
     pub fn lookup(&self, name: &str) -> Option<Hit<'_>> {
+        if self.table.is_empty() {
+            return None;
+        }
         let mut suffix = name;
         let mut apex = true;
         loop {
-            if let Some(i) = self.find(suffix.as_bytes()) {
-                let entry = self.entries[i as usize];
+            if let Some(&entry) = self.find(suffix.as_bytes()) {
                 // A `*.d`-only listing does not cover `d` itself; keep looking at parents.
                 if entry.has_apex || !apex {
                     return Some(Hit {

@@ -90,18 +90,33 @@ impl Match<'_> {
 
     /// All feed names listing it, comma-separated, in config order of first listing.
     pub fn feeds(&self) -> String {
-        let mut seen: Vec<u16> = Vec::new();
-        for &r in &self.recs {
+        let mut out = String::new();
+        self.feeds_into(&mut out);
+        out
+    }
+
+    /// [`Match::feeds`], appended to `out` without allocating.
+    pub fn feeds_into(&self, out: &mut String) {
+        let mut first = true;
+        for (i, &r) in self.recs.iter().enumerate() {
             let feed = self.policy.feed_of(r);
-            if !seen.contains(&feed) {
-                seen.push(feed);
+            if self.recs[..i]
+                .iter()
+                .any(|&earlier| self.policy.feed_of(earlier) == feed)
+            {
+                continue;
             }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(self.policy.meta.feed_name(feed));
         }
-        let names: Vec<&str> = seen
-            .iter()
-            .map(|&f| self.policy.meta.feed_name(f))
-            .collect();
-        names.join(",")
+    }
+
+    /// The records, taken.
+    pub fn into_recs(self) -> Vec<u32> {
+        self.recs
     }
 
     /// Every source listing it, readable.
