@@ -159,7 +159,7 @@ impl Handler {
         &self,
         packet: &[u8],
         q: &QueryView,
-        key: &str,
+        key: &mut String,
         client: IpAddr,
         proto: Protocol,
     ) -> Option<Vec<u8>> {
@@ -168,7 +168,7 @@ impl Handler {
         }
         let policy = self.policy.load();
         let max = proto.max_size(q.edns.map(|e| e.0));
-        match policy.decide(&key[..], client) {
+        match policy.decide(key, client) {
             Decision::Block(hit) => {
                 let action = hit.action();
                 let sink4 = policy.block.sinkhole_ipv4.octets();
@@ -209,20 +209,22 @@ impl Handler {
                     Some(_) => policy.block.sinkhole_ipv6.to_string(),
                     None => String::new(),
                 };
-                let action_name = block_action_name(action);
+                // The key is not needed past here: the event takes it (and the records)
+                // rather than copies.
                 self.log.record(PendingEvent {
+                    time: SystemTime::now(),
+                    client,
+                    name: std::mem::take(key),
+                    qtype: RecordType::from(q.qtype),
+                    rcode: rcode.into(),
                     ip_addresses,
-                    ..self.event(
-                        &policy,
-                        key,
-                        RecordType::from(q.qtype),
-                        client,
-                        proto,
-                        &hit,
-                        action_name,
-                        None,
-                        rcode.into(),
-                    )
+                    action: block_action_name(action),
+                    indicator_at: zone_offset,
+                    wildcard: hit.wildcard,
+                    recs: hit.into_recs(),
+                    policy: Arc::clone(&policy),
+                    allow_rule: None,
+                    protocol: proto.as_str(),
                 });
                 Some(out)
             }
