@@ -353,7 +353,7 @@ fn default_block_log() -> String {
     "logs/blocks.jsonl".into()
 }
 fn default_log_queue() -> usize {
-    65_536
+    8192
 }
 fn default_cache_size() -> usize {
     100_000

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
+use arrayvec::ArrayString;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, RecordType};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -146,7 +147,7 @@ impl Handler {
         }
         let mut key = String::with_capacity(64);
         if let Some(q) = wire::parse_query(packet, &mut key)
-            && let Some(reply) = self.fast(packet, &q, &mut key, src.ip(), proto)
+            && let Some(reply) = self.fast(packet, &q, &key, src.ip(), proto)
         {
             return Outcome::Reply(reply);
         }
@@ -159,7 +160,7 @@ impl Handler {
         &self,
         packet: &[u8],
         q: &QueryView,
-        key: &mut String,
+        key: &str,
         client: IpAddr,
         proto: Protocol,
     ) -> Option<Vec<u8>> {
@@ -209,12 +210,11 @@ impl Handler {
                     Some(_) => policy.block.sinkhole_ipv6.to_string(),
                     None => String::new(),
                 };
-                // The key is not needed past here: the event takes it (and the records)
-                // rather than copies.
+                // The event takes the records (inline, no allocation) and a copy of the key.
                 self.log.record(PendingEvent {
                     time: SystemTime::now(),
                     client,
-                    name: std::mem::take(key),
+                    name: ArrayString::from(key).unwrap_or_default(),
                     qtype: RecordType::from(q.qtype),
                     rcode: rcode.into(),
                     ip_addresses,
@@ -429,14 +429,14 @@ impl Handler {
         PendingEvent {
             time: SystemTime::now(),
             client,
-            name: key.to_string(),
+            name: ArrayString::from(key).unwrap_or_default(),
             qtype,
             rcode,
             ip_addresses: String::new(),
             action,
             indicator_at: key.len() - hit.indicator.len(),
             wildcard: hit.wildcard,
-            recs: hit.recs().to_vec(),
+            recs: hit.recs().into(),
             policy: policy.clone(),
             allow_rule,
             protocol: proto.as_str(),

@@ -63,12 +63,15 @@ impl fmt::Display for AllowRule {
     }
 }
 
+/// The indicator records of a hit: almost always one or two, kept inline.
+pub type Recs = smallvec::SmallVec<[u32; 4]>;
+
 /// An indicator hit: the listed name that covered the query and the records listing it.
 #[derive(Debug, Clone)]
 pub struct Match<'a> {
     pub indicator: &'a str,
     pub wildcard: bool,
-    recs: Vec<u32>,
+    recs: Recs,
     policy: &'a Policy,
 }
 
@@ -115,7 +118,7 @@ impl Match<'_> {
     }
 
     /// The records, taken.
-    pub fn into_recs(self) -> Vec<u32> {
+    pub fn into_recs(self) -> Recs {
         self.recs
     }
 
@@ -369,7 +372,7 @@ impl Policy {
     }
 
     /// A match rebuilt from its parts (for the block-log writer).
-    pub fn match_of<'a>(&'a self, indicator: &'a str, wildcard: bool, recs: Vec<u32>) -> Match<'a> {
+    pub fn match_of<'a>(&'a self, indicator: &'a str, wildcard: bool, recs: Recs) -> Match<'a> {
         Match {
             indicator,
             wildcard,
@@ -381,7 +384,7 @@ impl Policy {
     /// The indicator covering a normalized name, if any, ignoring allow rules.
     pub fn lookup(&self, key: &str) -> Option<Match<'_>> {
         let hit = self.indicators.lookup(key)?;
-        let mut recs: Vec<u32> = hit.values().collect();
+        let mut recs: Recs = hit.values().collect();
         recs.reverse(); // the table keeps newest first; sources read in config order
         Some(Match {
             indicator: hit.listed,
