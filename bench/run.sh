@@ -109,6 +109,8 @@ format = "domains"
 blocks = "$WORK/iocsink-blocks.jsonl"
 [reload]
 watch = false
+[limits]
+client_qps = 0   # one client sends everything here
 TOML
       ;;
     unbound)

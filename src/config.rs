@@ -30,6 +30,8 @@ pub struct Config {
     pub download: DownloadConfig,
     #[serde(default)]
     pub reload: ReloadConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// The file this was read from (for error messages and reloads); not part of the schema.
     #[serde(skip)]
     pub source: PathBuf,
@@ -200,6 +202,41 @@ mod humantime_serde_opt {
             ))
         })
     }
+}
+
+/// Abuse limits for UDP clients.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Queries per second per client address over UDP; 0 turns the limit off.
+    #[serde(default = "default_client_qps")]
+    pub client_qps: u32,
+    /// Burst allowance per client (at least `client_qps`).
+    #[serde(default = "default_client_burst")]
+    pub client_burst: u32,
+    /// Every n-th query over the limit gets a truncated answer (retry over TCP); 0: drop all.
+    #[serde(default = "default_slip")]
+    pub slip: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            client_qps: default_client_qps(),
+            client_burst: default_client_burst(),
+            slip: default_slip(),
+        }
+    }
+}
+
+fn default_client_qps() -> u32 {
+    2000
+}
+fn default_client_burst() -> u32 {
+    4000
+}
+fn default_slip() -> u32 {
+    2
 }
 
 /// Automatic reloads (SIGHUP always reloads).

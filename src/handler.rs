@@ -22,6 +22,7 @@ use crate::blocklog::{BlockLog, Pending as PendingEvent};
 use crate::cache::{Cache, CacheKey};
 use crate::config::Action;
 use crate::policy::{Decision, Match, Policy};
+use crate::ratelimit::{RateLimiter, Verdict};
 use crate::upstream::{EDNS_PAYLOAD, QueryFlags, Upstream};
 use crate::wire::{self, Blocked, QueryView};
 
@@ -81,6 +82,7 @@ pub struct Pending {
 }
 
 pub struct Handler {
+    limiter: Option<RateLimiter>,
     policy: Arc<ArcSwap<Policy>>,
     upstream: Arc<Upstream>,
     cache: Cache,
@@ -97,12 +99,19 @@ impl Handler {
         max_inflight: usize,
     ) -> Handler {
         Handler {
+            limiter: None,
             policy,
             upstream,
             cache,
             log,
             inflight: Arc::new(Semaphore::new(max_inflight)),
         }
+    }
+
+    /// Limits UDP queries per client (see [`crate::ratelimit`]).
+    pub fn with_rate_limit(mut self, limiter: Option<RateLimiter>) -> Handler {
+        self.limiter = limiter;
+        self
     }
 
     pub fn cache(&self) -> &Cache {
@@ -144,6 +153,15 @@ impl Handler {
         // Responses sent to us are never answered (RFC 1035; also stops reflection loops).
         if packet.len() < 12 || packet[2] & 0x80 != 0 {
             return Outcome::Drop;
+        }
+        if proto == Protocol::Udp
+            && let Some(limiter) = &self.limiter
+        {
+            match limiter.check(src.ip()) {
+                Verdict::Allow => {}
+                Verdict::Drop => return Outcome::Drop,
+                Verdict::Slip => return reply_or_drop(wire::truncated(packet)),
+            }
         }
         let mut key = String::with_capacity(64);
         if let Some(q) = wire::parse_query(packet, &mut key)

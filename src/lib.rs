@@ -15,6 +15,7 @@ pub mod handler;
 pub mod matcher;
 pub mod meta;
 pub mod policy;
+pub mod ratelimit;
 pub mod reload;
 pub mod remote;
 pub mod server;

@@ -21,6 +21,7 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::handler::{Handler, Protocol};
 use crate::policy::Policy;
+use crate::ratelimit::RateLimiter;
 use crate::reload::{self, Live};
 use crate::remote::Fetcher;
 use crate::udp;
@@ -58,7 +59,12 @@ impl Server {
             Cache::new(&config.cache),
             log,
             config.server.max_inflight,
-        ));
+        )
+        .with_rate_limit(RateLimiter::new(
+            config.limits.client_qps,
+            config.limits.client_burst,
+            config.limits.slip,
+        )));
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut addrs = Vec::new();

@@ -167,6 +167,18 @@ pub fn blocked_response(packet: &[u8], q: &QueryView, b: &Blocked<'_>, out: &mut
     }
 }
 
+/// A truncated answer (TC set, question echoed, nothing else) to an ordinary query: never
+/// longer than the query. None if the query is not one the fast path reads.
+pub fn truncated(packet: &[u8]) -> Option<Vec<u8>> {
+    let mut key = String::new();
+    let q = parse_query(packet, &mut key)?;
+    let mut out = packet[..q.question_end].to_vec();
+    out[2] = 0x80 | (packet[2] & 0x01) | 0x02; // QR, RD as asked, TC
+    out[3] = 0x80; // RA, NOERROR
+    out[10..12].copy_from_slice(&[0, 0]); // no additional records
+    Some(out)
+}
+
 /// Offsets of the TTL fields of every record but OPT in an encoded message, or None if the
 /// message does not walk cleanly.
 pub fn ttl_offsets(msg: &[u8]) -> Option<Vec<u16>> {

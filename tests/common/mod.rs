@@ -340,6 +340,8 @@ pub fn read_log(path: &Path) -> Vec<serde_json::Value> {
 pub fn base_config(dir: &Path, upstreams: &[SocketAddr], timeout_ms: u64, extra: &str) -> String {
     let ups: Vec<String> = upstreams.iter().map(|a| format!("\"{a}\"")).collect();
     let has_block = extra.contains("[block]");
+    // Tests send many queries from one address; the rate limit has tests of its own.
+    let limits = if extra.contains("[limits]") { "" } else { "[limits]\nclient_qps = 0\n" };
     format!(
         r#"[server]
 listen = ["127.0.0.1:0"]
@@ -357,6 +359,7 @@ path = "{dir}/seed.csv"
 [log]
 blocks = "{dir}/blocks.jsonl"
 
+{limits}
 {extra}
 "#,
         ups = ups.join(", "),
