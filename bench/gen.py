@@ -2,7 +2,7 @@
 """Synthetic feeds and query files for the benchmarks (deterministic: seeded).
 
   gen.py feed N OUT [--format domains|threatfox-csv|hosts]   N realistic IOC domains + the seed IOCs
-  gen.py queries FEED N OUT --mix blocked|allowed|mix         dnsperf query files
+  gen.py queries FEED N OUT --mix blocked|allowed|mix [--allowed-pool K]   dnsperf query files
   gen.py zone N OUT                                           allowed names as a zone file for nsd
 
 Allowed names are allowed-<i>.example.com (the upstream serves them); blocked names are
@@ -66,10 +66,10 @@ def read_feed_names(path):
     return names
 
 
-def queries(feed_path, n, out, mix):
+def queries(feed_path, n, out, mix, allowed_pool=1000):
     rng = random.Random(7)
     listed = read_feed_names(feed_path)
-    allowed_pool = 1000  # a working set that stays cached after warm-up
+    # allowed_pool: the working set of allowed names (1000 stays cached after warm-up).
     with open(out, "w") as f:
         for i in range(n):
             blocked = mix == "blocked" or (mix == "mix" and rng.random() < 0.05)
@@ -101,7 +101,8 @@ def main():
         feed(int(args[1]), args[2], fmt)
     elif args[0] == "queries":
         mix = args[args.index("--mix") + 1] if "--mix" in args else "mix"
-        queries(args[1], int(args[2]), args[3], mix)
+        pool = int(args[args.index("--allowed-pool") + 1]) if "--allowed-pool" in args else 1000
+        queries(args[1], int(args[2]), args[3], mix, pool)
     elif args[0] == "zone":
         zone(int(args[1]), args[2])
     else:

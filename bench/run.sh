@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # iocsink side by side with its peers, on this machine, in one go. See bench/README.md.
 #
-#   bench/run.sh [--size N] [--duration S] [--no-hickory] [--only "iocsink unbound ..."]
+#   bench/run.sh [--size N] [--duration S] [--no-hickory] [--only "iocsink unbound ..."] [--append]
 #
 # Every server listens on 127.0.0.1 only and runs pinned to CPU 0; dnsperf runs on CPU 1.
 # Load runs are bounded by --duration and stop by themselves.
@@ -11,6 +11,7 @@ ROOT=$PWD
 SIZE=1000000
 DURATION=10
 HICKORY=1
+APPEND=0
 ONLY="floor iocsink unbound dnsmasq hickory"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -18,6 +19,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift 2 ;;
     --no-hickory) HICKORY=0; shift ;;
     --only) ONLY=$2; shift 2 ;;
+    --append) APPEND=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -27,7 +29,7 @@ OUT=$ROOT/bench/out
 WORK=$OUT/work
 mkdir -p "$WORK"
 RESULTS=$OUT/results.jsonl
-: > "$RESULTS"
+[ "$APPEND" = 1 ] || : > "$RESULTS"
 SERVER_CPU=0
 CLIENT_CPU=1
 [ "$(nproc)" -ge 2 ] || CLIENT_CPU=0
@@ -149,6 +151,7 @@ UNB
 listen_addrs_ipv4 = ["127.0.0.1"]
 listen_port = $port
 directory = "$WORK/hd"
+drop_privileges = false
 [[zones]]
 zone = "."
 zone_type = "External"

@@ -159,3 +159,32 @@ pub fn addresses(msg: &Message) -> String {
     }
     out
 }
+
+/// The normalized target of a CNAME or DNAME record (a chain member), if it has one.
+pub fn chain_target(data: &RData) -> Option<String> {
+    let mut key = String::new();
+    match data {
+        RData::CNAME(c) => crate::domain::query_key(&c.0, &mut key).then_some(key),
+        // hickory-proto keeps DNAME (type 39) as unknown data: an uncompressed name.
+        RData::Unknown { code, rdata } if u16::from(*code) == 39 => {
+            let bytes = &rdata.anything;
+            let mut at = 0;
+            while let Some(&len) = bytes.get(at) {
+                if len == 0 {
+                    return Some(key);
+                }
+                let label = bytes.get(at + 1..at + 1 + len as usize)?;
+                if len > 63 || !label.iter().all(|b| b.is_ascii_graphic() && *b != b'.') {
+                    return None;
+                }
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.extend(label.iter().map(|b| b.to_ascii_lowercase() as char));
+                at += 1 + len as usize;
+            }
+            None
+        }
+        _ => None,
+    }
+}

@@ -48,6 +48,9 @@ pub struct Event {
     pub allow_rule: Option<String>,
     /// udp | tcp
     pub protocol: String,
+    /// For hits found in a forwarded answer: the chain that led there, e.g.
+    /// `cdn.example.com > c2.bad.sbs` (CNAME cloaking) or `www.example.com > 203.0.113.7`.
+    pub via: Option<String>,
 }
 
 /// An event as the request path hands it over: what was asked and answered, and the
@@ -70,12 +73,18 @@ pub struct Pending {
     pub policy: Arc<Policy>,
     pub allow_rule: Option<String>,
     pub protocol: &'static str,
+    /// The listed name when it is not a suffix of `name` (a hit in a CNAME chain).
+    pub indicator: Option<Box<str>>,
+    pub via: Option<String>,
 }
 
 impl Event {
     /// The readable event for a pending one.
     pub fn from_pending(p: &Pending) -> Event {
-        let indicator = p.name.get(p.indicator_at..).unwrap_or_default();
+        let indicator = match &p.indicator {
+            Some(listed) => listed,
+            None => p.name.get(p.indicator_at..).unwrap_or_default(),
+        };
         let hit = p.policy.match_of(indicator, p.wildcard, p.recs.clone());
         let sources = hit.sources();
         let first = |f: fn(&LineMeta) -> Option<&Arc<str>>| {
@@ -110,8 +119,17 @@ impl Event {
             ioc_id: first(|m| m.ioc_id.as_ref()),
             allow_rule: p.allow_rule.clone(),
             protocol: p.protocol.to_string(),
+            via: p.via.clone(),
         }
     }
+}
+
+/// What goes through the queue: a hit to format, or an event already formed (IP hits).
+/// The hit stays inline on purpose: boxing it would cost an allocation per blocked query.
+#[allow(clippy::large_enum_variant)]
+pub enum Record {
+    Pending(Pending),
+    Ready(Box<Event>),
 }
 
 /// How often the writer wakes to write what queued up. Queries never wake it: a wake-up
@@ -121,7 +139,7 @@ const WRITE_EVERY: Duration = Duration::from_millis(20);
 /// The sending side, cheap to clone into every request.
 #[derive(Clone)]
 pub struct BlockLog {
-    tx: mpsc::SyncSender<Pending>,
+    tx: mpsc::SyncSender<Record>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -158,7 +176,16 @@ impl BlockLog {
 
     /// Queues an event; never waits.
     pub fn record(&self, event: Pending) {
-        if self.tx.try_send(event).is_err() {
+        self.send(Record::Pending(event));
+    }
+
+    /// Queues an event already formed; never waits.
+    pub fn record_event(&self, event: Event) {
+        self.send(Record::Ready(Box::new(event)));
+    }
+
+    fn send(&self, record: Record) {
+        if self.tx.try_send(record).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -169,15 +196,19 @@ impl BlockLog {
     }
 }
 
-fn write_loop(rx: mpsc::Receiver<Pending>, mut out: impl Write) {
+fn write_loop(rx: mpsc::Receiver<Record>, mut out: impl Write) {
     let mut lines = LineWriter::default();
     loop {
         std::thread::sleep(WRITE_EVERY);
         let mut wrote = 0usize;
         loop {
             match rx.try_recv() {
-                Ok(pending) => {
-                    if let Err(e) = out.write_all(lines.line(&pending).as_bytes()) {
+                Ok(record) => {
+                    let line = match &record {
+                        Record::Pending(pending) => lines.line(pending),
+                        Record::Ready(event) => lines.event(event),
+                    };
+                    if let Err(e) = out.write_all(line.as_bytes()) {
                         tracing::error!(error = %e, "block log write failed");
                     }
                     wrote += 1;
@@ -247,6 +278,14 @@ struct LineWriter {
 const MAX_FRAGMENTS: usize = 10_000;
 
 impl LineWriter {
+    fn event(&mut self, event: &Event) -> &str {
+        self.line.clear();
+        self.line
+            .push_str(&serde_json::to_string(event).unwrap_or_default());
+        self.line.push('\n');
+        &self.line
+    }
+
     fn line(&mut self, p: &Pending) -> &str {
         let policy = Arc::as_ptr(&p.policy) as usize;
         if policy != self.policy || self.fragments.len() >= MAX_FRAGMENTS {
@@ -318,7 +357,12 @@ impl LineWriter {
             Some(rule) => push_json_str(line, rule),
             None => line.push_str("null"),
         }
-        let _ = writeln!(line, ",\"Protocol\":\"{}\"}}", p.protocol);
+        let _ = write!(line, ",\"Protocol\":\"{}\",\"Via\":", p.protocol);
+        match &p.via {
+            Some(via) => push_json_str(line, via),
+            None => line.push_str("null"),
+        }
+        line.push_str("}\n");
         line
     }
 }
@@ -379,6 +423,8 @@ mod tests {
             policy,
             allow_rule: Some("allow.domains \"x\"".into()),
             protocol: "udp",
+            indicator: None,
+            via: Some("a > b".into()),
         };
         let mut writer = LineWriter::default();
         let fast: serde_json::Value = serde_json::from_str(writer.line(&pending)).unwrap();

@@ -4,13 +4,16 @@
 //! patching ID, question spelling and TTLs. Bounded by entry count; quick_cache shards it,
 //! so lookups do not contend on one lock.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RData;
 
 use crate::config::CacheConfig;
+use crate::policy::Policy;
 use crate::upstream::QueryFlags;
 use crate::wire;
 
@@ -30,9 +33,29 @@ pub struct Entry {
     ttl_offsets: Box<[u16]>,
     stored: Instant,
     ttl: u32,
+    /// CNAME/DNAME targets (normalized) and addresses in the answer, for re-inspection.
+    targets: Box<[Box<str>]>,
+    addrs: Box<[IpAddr]>,
+    /// The policy generation under which nothing in the answer was listed (0: none yet).
+    clean_in: AtomicU64,
 }
 
 impl Entry {
+    /// Whether nothing in this answer is listed by `policy` (checked once per policy: a
+    /// reload that lists a CNAME target or an address makes the next hit re-inspect).
+    pub fn clean_under(&self, policy: &Policy) -> bool {
+        if self.clean_in.load(Ordering::Relaxed) == policy.generation {
+            return true;
+        }
+        let listed = (policy.inspect.cname
+            && self.targets.iter().any(|t| policy.lookup(t).is_some()))
+            || (policy.inspect.ip && self.addrs.iter().any(|&ip| policy.lists_ip(ip)));
+        if !listed {
+            self.clean_in.store(policy.generation, Ordering::Relaxed);
+        }
+        !listed
+    }
+
     /// Seconds since stored, or None once expired.
     fn age(&self) -> Option<u32> {
         let age = self.stored.elapsed().as_secs();
@@ -93,6 +116,17 @@ impl Cache {
         let Some(offsets) = wire::ttl_offsets(wire_bytes) else {
             return;
         };
+        let mut targets = Vec::new();
+        let mut addrs = Vec::new();
+        for r in &relayed.answers {
+            match &r.data {
+                RData::A(a) => addrs.push(IpAddr::V4(a.0)),
+                RData::AAAA(a) => addrs.push(IpAddr::V6(a.0)),
+                other => {
+                    targets.extend(crate::answer::chain_target(other).map(String::into_boxed_str))
+                }
+            }
+        }
         inner.insert(
             key,
             Arc::new(Entry {
@@ -100,6 +134,9 @@ impl Cache {
                 ttl_offsets: offsets.into(),
                 stored: Instant::now(),
                 ttl,
+                targets: targets.into(),
+                addrs: addrs.into(),
+                clean_in: AtomicU64::new(0),
             }),
         );
     }

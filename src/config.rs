@@ -32,6 +32,8 @@ pub struct Config {
     pub reload: ReloadConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub inspect: InspectConfig,
     /// The file this was read from (for error messages and reloads); not part of the schema.
     #[serde(skip)]
     pub source: PathBuf,
@@ -201,6 +203,42 @@ mod humantime_serde_opt {
                 "{text:?} is not a duration like \"1h\" or \"30m\": {e}"
             ))
         })
+    }
+}
+
+/// What is checked in forwarded answers (CNAME cloaking, IP indicators).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InspectConfig {
+    /// Block an answer whose CNAME/DNAME chain reaches a listed name.
+    #[serde(default = "default_true")]
+    pub cname: bool,
+    /// Act on answers carrying an address from an `ip:port` indicator.
+    #[serde(default = "default_true")]
+    pub ip: bool,
+    /// `block` the whole answer, or `strip` the listed addresses from it.
+    #[serde(default = "default_ip_action")]
+    pub ip_action: IpAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpAction {
+    Block,
+    Strip,
+}
+
+fn default_ip_action() -> IpAction {
+    IpAction::Block
+}
+
+impl Default for InspectConfig {
+    fn default() -> Self {
+        InspectConfig {
+            cname: true,
+            ip: true,
+            ip_action: IpAction::Block,
+        }
     }
 }
 

@@ -14,13 +14,13 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use arrayvec::ArrayString;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::{DNSClass, RecordType};
+use hickory_proto::rr::{DNSClass, RData, RecordType};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::answer::{self, BlockAnswer};
 use crate::blocklog::{BlockLog, Pending as PendingEvent};
 use crate::cache::{Cache, CacheKey};
-use crate::config::Action;
+use crate::config::{Action, IpAction};
 use crate::policy::{Decision, Match, Policy};
 use crate::ratelimit::{RateLimiter, Verdict};
 use crate::upstream::{EDNS_PAYLOAD, QueryFlags, Upstream};
@@ -77,6 +77,8 @@ pub struct Pending {
     request: Message,
     key: CacheKey,
     max_size: usize,
+    client: IpAddr,
+    proto: Protocol,
     /// The event to log once the answer is known (for "allowed" and "logged" hits).
     event: Option<PendingEvent>,
 }
@@ -206,11 +208,7 @@ impl Handler {
                     reason.push_str(hit.indicator);
                     reason.push_str(" listed by ");
                     hit.feeds_into(reason);
-                    let cut = (0..=reason.len().min(MAX_REASON))
-                        .rev()
-                        .find(|&i| reason.is_char_boundary(i))
-                        .unwrap_or(0);
-                    reason.truncate(cut);
+                    truncate_text(reason);
                     let blocked = Blocked {
                         rcode,
                         address,
@@ -243,6 +241,8 @@ impl Handler {
                     policy: Arc::clone(&policy),
                     allow_rule: None,
                     protocol: proto.as_str(),
+                    indicator: None,
+                    via: None,
                 });
                 Some(out)
             }
@@ -259,6 +259,9 @@ impl Handler {
                     edns: q.edns.is_some(),
                 };
                 let entry = self.cache.get(&cache_key)?;
+                if !entry.clean_under(&policy) {
+                    return None; // something in it is listed now: the full path inspects
+                }
                 let mut out = Vec::with_capacity(512);
                 entry
                     .serve(packet, q.name_end, max, &mut out)
@@ -327,7 +330,7 @@ impl Handler {
                     Action::Nxdomain | Action::Log => BlockAnswer::Nxdomain,
                 };
                 let mut reason = format!("iocsink: {} listed by {}", hit.indicator, hit.feeds());
-                reason.truncate(MAX_REASON);
+                truncate_text(&mut reason);
                 let msg = answer::blocked(&request, how, hit.indicator, policy.block.ttl, &reason);
                 let rcode = u16::from(msg.metadata.response_code);
                 self.log.record(PendingEvent {
@@ -375,6 +378,9 @@ impl Handler {
         let key = cache_key(&request);
         if let Some(cached) = self.cache.get(&key).and_then(|e| e.message()) {
             let msg = answer::relayed(&request, &cached);
+            if let Some(blocked) = self.inspect(&request, &msg, src.ip(), proto) {
+                return Outcome::Reply(answer::encode(&blocked, max_size));
+            }
             self.record_forwarded(event, &msg);
             return Outcome::Reply(answer::encode(&msg, max_size));
         }
@@ -382,6 +388,8 @@ impl Handler {
             request,
             key,
             max_size,
+            client: src.ip(),
+            proto,
             event,
         }))
     }
@@ -393,6 +401,8 @@ impl Handler {
             request,
             key,
             max_size,
+            client,
+            proto,
             event,
         } = *pending;
         let result = if admitted {
@@ -405,6 +415,9 @@ impl Handler {
                 let msg = answer::relayed(&request, &upstream);
                 let full = answer::encode(&msg, TCP_MAX);
                 self.cache.insert(key, &msg, &full);
+                if let Some(blocked) = self.inspect(&request, &msg, client, proto) {
+                    return answer::encode(&blocked, max_size);
+                }
                 if full.len() <= max_size {
                     self.record_forwarded(event, &msg);
                     return full;
@@ -418,6 +431,164 @@ impl Handler {
         };
         self.record_forwarded(event, &msg);
         answer::encode(&msg, max_size)
+    }
+
+    /// Looks through a forwarded answer for what the question hid: a CNAME/DNAME chain
+    /// that reaches a listed name (cloaking), or an address listed by an `ip:port` IOC.
+    /// Returns the answer to send instead, having logged the hit. Allowlisted clients and
+    /// allowlisted query names are not inspected; allowlisted chain members are passed over.
+    fn inspect(
+        &self,
+        request: &Message,
+        answer: &Message,
+        client: IpAddr,
+        proto: Protocol,
+    ) -> Option<Message> {
+        let policy = self.policy.load_full();
+        let inspect = &policy.inspect;
+        if !(inspect.cname || inspect.ip)
+            || answer.answers.is_empty()
+            || policy.client_allowlisted(client)
+        {
+            return None;
+        }
+        let mut qname = String::with_capacity(64);
+        if !crate::domain::query_key(request.queries[0].name(), &mut qname)
+            || policy.domain_allowlisted(&qname)
+        {
+            return None;
+        }
+        let qtype = request.queries[0].query_type();
+        let mut via = qname.clone();
+        if inspect.cname {
+            for record in &answer.answers {
+                let Some(target) = answer::chain_target(&record.data) else {
+                    continue;
+                };
+                via.push_str(" > ");
+                via.push_str(&target);
+                let (hit, action, blocking) = match policy.decide(&target, client) {
+                    Decision::Block(hit) => {
+                        let action = hit.action();
+                        (hit, block_action_name(action), Some(action))
+                    }
+                    Decision::Observe(hit) => (hit, "logged", None),
+                    _ => continue,
+                };
+                let reply = blocking.map(|a| {
+                    self.cloaked_answer(&policy, request, &qname, a, hit.indicator, &hit.feeds())
+                });
+                let rcode = reply
+                    .as_ref()
+                    .map_or(u16::from(answer.metadata.response_code), |r| {
+                        u16::from(r.metadata.response_code)
+                    });
+                let ip_addresses = answer::addresses(reply.as_ref().unwrap_or(answer));
+                self.log.record(PendingEvent {
+                    time: SystemTime::now(),
+                    client,
+                    name: ArrayString::from(&qname).unwrap_or_default(),
+                    qtype,
+                    rcode,
+                    ip_addresses,
+                    action,
+                    indicator_at: 0,
+                    wildcard: hit.wildcard,
+                    indicator: Some(hit.indicator.into()),
+                    recs: hit.into_recs(),
+                    policy: policy.clone(),
+                    allow_rule: None,
+                    protocol: proto.as_str(),
+                    via: Some(via.clone()),
+                });
+                if reply.is_some() {
+                    return reply;
+                }
+            }
+        }
+        if inspect.ip {
+            let listed = |r: &hickory_proto::rr::Record| match &r.data {
+                RData::A(a) => policy.ip_indicator(IpAddr::V4(a.0)),
+                RData::AAAA(a) => policy.ip_indicator(IpAddr::V6(a.0)),
+                _ => None,
+            };
+            let (feed, ioc) = answer.answers.iter().find_map(listed)?;
+            let action = policy.block.action;
+            let reply = match (action, inspect.ip_action) {
+                (Action::Log, _) => None,
+                (_, IpAction::Strip) => {
+                    let mut stripped = answer.clone();
+                    stripped.answers.retain(|r| listed(r).is_none());
+                    Some(stripped)
+                }
+                (_, IpAction::Block) => {
+                    Some(self.cloaked_answer(&policy, request, &qname, action, &qname, feed))
+                }
+            };
+            let shown = match ioc.port {
+                Some(port) => std::net::SocketAddr::new(ioc.ip, port).to_string(),
+                None => ioc.ip.to_string(),
+            };
+            via.push_str(" > ");
+            via.push_str(&ioc.ip.to_string());
+            let meta = &ioc.meta;
+            let text = |v: &Option<Arc<str>>| v.as_deref().map(str::to_string);
+            let client_text = client.to_canonical().to_string();
+            let shown_reply = reply.as_ref().unwrap_or(answer);
+            self.log.record_event(crate::blocklog::Event {
+                time_generated: crate::blocklog::rfc3339(SystemTime::now()),
+                computer: client_text.clone(),
+                client_ip: client_text,
+                name: qname.clone(),
+                query_type: answer::type_name(qtype),
+                result_code: u16::from(shown_reply.metadata.response_code),
+                ip_addresses: answer::addresses(shown_reply),
+                action: match (action, inspect.ip_action) {
+                    (Action::Log, _) => "logged".into(),
+                    (_, IpAction::Strip) => "stripped".into(),
+                    (a, IpAction::Block) => block_action_name(a).into(),
+                },
+                indicator: shown,
+                feed: feed.to_string(),
+                malware_family: text(&meta.malware),
+                threat_type: text(&meta.threat_type),
+                confidence: meta.confidence,
+                first_seen: text(&meta.first_seen),
+                last_seen: text(&meta.last_seen),
+                reference: text(&meta.reference),
+                tags: text(&meta.tags),
+                ioc_id: text(&meta.ioc_id),
+                allow_rule: None,
+                protocol: proto.as_str().into(),
+                via: Some(via),
+            });
+            return reply;
+        }
+        None
+    }
+
+    /// The blocked answer for a query whose answer led to a listed name or address.
+    fn cloaked_answer(
+        &self,
+        policy: &Policy,
+        request: &Message,
+        qname: &str,
+        action: Action,
+        indicator: &str,
+        feeds: &str,
+    ) -> Message {
+        let how = match action {
+            Action::Sinkhole => BlockAnswer::Sinkhole {
+                v4: policy.block.sinkhole_ipv4,
+                v6: policy.block.sinkhole_ipv6,
+            },
+            Action::Nodata => BlockAnswer::Nodata,
+            Action::Nxdomain | Action::Log => BlockAnswer::Nxdomain,
+        };
+        let mut reason = format!("iocsink: {indicator} listed by {feeds} (in the answer)");
+        truncate_text(&mut reason);
+        // The SOA is owned by the queried name: the listed name is not above it.
+        answer::blocked(request, how, qname, policy.block.ttl, &reason)
     }
 
     fn record_forwarded(&self, event: Option<PendingEvent>, msg: &Message) {
@@ -458,8 +629,19 @@ impl Handler {
             policy: policy.clone(),
             allow_rule,
             protocol: proto.as_str(),
+            indicator: None,
+            via: None,
         }
     }
+}
+
+/// Cuts an Extended DNS Error text to `MAX_REASON` bytes, on a character boundary.
+fn truncate_text(text: &mut String) {
+    let cut = (0..=text.len().min(MAX_REASON))
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    text.truncate(cut);
 }
 
 fn block_action_name(action: Action) -> &'static str {

@@ -7,11 +7,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+use rustc_hash::FxHashMap;
 
 use ipnet::IpNet;
 
-use crate::config::{Action, BlockConfig, Config, FeedConfig, FeedFormat};
+use crate::config::{Action, BlockConfig, Config, FeedConfig, FeedFormat, InspectConfig};
 use crate::domain::normalize_pattern;
 use crate::feed::{self, Indicator, IpIndicator, LineMeta, Meta, Report, Skipped};
 use crate::matcher::NameTable;
@@ -166,12 +170,20 @@ pub struct Policy {
     allow_rules: Vec<AllowRule>,
     allow_clients: Vec<IpNet>,
     access: Vec<IpNet>,
-    /// `ip:port` indicators, kept for answer inspection.
-    pub ip_indicators: Vec<IpIndicator>,
+    /// `ip:port` indicators, kept for answer inspection, with their feed.
+    pub ip_indicators: Vec<(Arc<str>, IpIndicator)>,
+    ips: FxHashMap<IpAddr, u32>,
+    /// What to inspect in forwarded answers.
+    pub inspect: InspectConfig,
     pub block: BlockConfig,
     pub feeds: Vec<FeedStatus>,
     pub built_at: Instant,
+    /// Distinct per build: cached answers checked clean under one policy are checked again
+    /// under the next.
+    pub generation: u64,
 }
+
+static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 impl Policy {
     /// Reads every feed of `config` and builds the policy. An unreadable local feed or an
@@ -187,6 +199,9 @@ impl Policy {
             allow_clients: config.allow.clients.clone(),
             access: config.server.allow_clients.clone(),
             ip_indicators: Vec::new(),
+            ips: FxHashMap::default(),
+            inspect: config.inspect.clone(),
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             block: config.block.clone(),
             feeds: Vec::new(),
             built_at: Instant::now(),
@@ -339,7 +354,13 @@ impl Policy {
             };
             self.add_allow(&pass.name, pass.below_only, rule);
         }
-        self.ip_indicators.extend(report.ips.iter().cloned());
+        let feed_name: Arc<str> = cfg.name.get_ref().as_str().into();
+        for ip in &report.ips {
+            self.ips
+                .entry(ip.ip)
+                .or_insert(self.ip_indicators.len() as u32);
+            self.ip_indicators.push((feed_name.clone(), ip.clone()));
+        }
         Ok(FeedStatus {
             name: cfg.name.get_ref().clone(),
             source: cfg.source(),
@@ -363,6 +384,28 @@ impl Policy {
     /// Approximate heap bytes of the indicator structures, for reports.
     pub fn heap_bytes(&self) -> usize {
         self.indicators.heap_bytes() + self.meta.heap_bytes() + self.actions.capacity()
+    }
+
+    /// The `ip:port` indicator listing an address, with its feed.
+    pub fn ip_indicator(&self, ip: IpAddr) -> Option<&(Arc<str>, IpIndicator)> {
+        let i = *self.ips.get(&ip.to_canonical())?;
+        self.ip_indicators.get(i as usize)
+    }
+
+    /// Whether any indicator lists this address (cheap: for cached answers).
+    pub fn lists_ip(&self, ip: IpAddr) -> bool {
+        !self.ips.is_empty() && self.ips.contains_key(&ip.to_canonical())
+    }
+
+    /// Whether `client` is allowlisted (never blocked).
+    pub fn client_allowlisted(&self, client: IpAddr) -> bool {
+        let client = client.to_canonical();
+        self.allow_clients.iter().any(|n| n.contains(&client))
+    }
+
+    /// Whether a name is covered by a domain allow rule.
+    pub fn domain_allowlisted(&self, key: &str) -> bool {
+        self.allow_domains.lookup(key).is_some()
     }
 
     /// Whether `client` may query at all.

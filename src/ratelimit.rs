@@ -43,7 +43,9 @@ impl RateLimiter {
             rate: f64::from(rate),
             burst: f64::from(burst.max(rate)),
             slip,
-            shards: (0..SHARDS).map(|_| Mutex::new(FxHashMap::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(FxHashMap::default()))
+                .collect(),
         })
     }
 
@@ -87,9 +89,16 @@ mod tests {
         let limiter = RateLimiter::new(10, 20, 2).unwrap();
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let verdicts: Vec<_> = (0..30).map(|_| limiter.check(a)).collect();
-        assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Allow).count(), 20);
+        assert_eq!(
+            verdicts.iter().filter(|v| **v == Verdict::Allow).count(),
+            20
+        );
         assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Slip).count(), 5);
-        assert_eq!(limiter.check("192.0.2.2".parse().unwrap()), Verdict::Allow, "other clients unaffected");
+        assert_eq!(
+            limiter.check("192.0.2.2".parse().unwrap()),
+            Verdict::Allow,
+            "other clients unaffected"
+        );
         assert!(RateLimiter::new(0, 0, 2).is_none(), "0 turns it off");
     }
 }

@@ -53,18 +53,20 @@ impl Server {
         let fetcher =
             Fetcher::new(&config.download, upstream.clone()).map_err(anyhow::Error::msg)?;
         let live = Arc::new(Live::new(config.clone(), policy));
-        let handler = Arc::new(Handler::new(
-            live.policy.clone(),
-            upstream,
-            Cache::new(&config.cache),
-            log,
-            config.server.max_inflight,
-        )
-        .with_rate_limit(RateLimiter::new(
-            config.limits.client_qps,
-            config.limits.client_burst,
-            config.limits.slip,
-        )));
+        let handler = Arc::new(
+            Handler::new(
+                live.policy.clone(),
+                upstream,
+                Cache::new(&config.cache),
+                log,
+                config.server.max_inflight,
+            )
+            .with_rate_limit(RateLimiter::new(
+                config.limits.client_qps,
+                config.limits.client_burst,
+                config.limits.slip,
+            )),
+        );
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut addrs = Vec::new();

@@ -149,6 +149,10 @@ pub struct Faults {
     pub silent: AtomicBool,
     /// Answer every query with SERVFAIL.
     pub servfail: AtomicBool,
+    /// Send a forged answer (wrong ID) before the real one.
+    pub spoof_first: AtomicBool,
+    /// Answer only with the wrong question.
+    pub wrong_question: AtomicBool,
 }
 
 /// A fake authoritative upstream on 127.0.0.1, UDP and TCP on one port.
@@ -206,9 +210,23 @@ impl FakeUpstream {
                     continue;
                 };
                 count.fetch_add(1, Ordering::SeqCst);
-                let Some(resp) = respond(&z, &faults, &last, &buf[..n]) else {
+                let Some(mut resp) = respond(&z, &faults, &last, &buf[..n]) else {
                     continue;
                 };
+                if faults.wrong_question.load(Ordering::SeqCst) {
+                    resp.queries[0] =
+                        Query::query(name("other.example.test."), resp.queries[0].query_type());
+                }
+                if faults.spoof_first.load(Ordering::SeqCst) {
+                    let mut forged = resp.clone();
+                    forged.metadata.id = forged.metadata.id.wrapping_add(1);
+                    forged.answers = vec![Record::from_rdata(
+                        resp.queries[0].name().clone(),
+                        300,
+                        RData::A(A::new(6, 6, 6, 6)),
+                    )];
+                    let _ = udp.send_to(&forged.to_vec().unwrap(), src).await;
+                }
                 let mut bytes = resp.to_vec().unwrap();
                 if bytes.len() > 1232 {
                     bytes = resp.truncate().to_vec().unwrap();
@@ -341,7 +359,11 @@ pub fn base_config(dir: &Path, upstreams: &[SocketAddr], timeout_ms: u64, extra:
     let ups: Vec<String> = upstreams.iter().map(|a| format!("\"{a}\"")).collect();
     let has_block = extra.contains("[block]");
     // Tests send many queries from one address; the rate limit has tests of its own.
-    let limits = if extra.contains("[limits]") { "" } else { "[limits]\nclient_qps = 0\n" };
+    let limits = if extra.contains("[limits]") {
+        ""
+    } else {
+        "[limits]\nclient_qps = 0\n"
+    };
     format!(
         r#"[server]
 listen = ["127.0.0.1:0"]
