@@ -106,7 +106,11 @@ impl Zone {
             resp.set_edns(e);
         }
         let mut owner = q.name().to_ascii().to_ascii_lowercase();
-        for _ in 0..8 {
+        // DNAME records (kept as type 39) at the name come first, as a server would put them.
+        if let Some(rs) = self.records.get(&(owner.clone(), RecordType::Unknown(39))) {
+            resp.answers.extend(rs.iter().cloned());
+        }
+        for _ in 0..12 {
             if let Some(rs) = self.records.get(&(owner.clone(), q.query_type())) {
                 resp.answers.extend(rs.iter().cloned());
                 return resp;
