@@ -77,6 +77,16 @@ fn hash(name: &[u8]) -> u64 {
 }
 
 impl NameTable {
+    /// An empty table with room for a table like `like` (a reload sized from the policy it
+    /// replaces grows no hash table by doubling, which would briefly hold both sizes).
+    pub fn sized_like(like: &NameTable) -> NameTable {
+        NameTable {
+            arena: Vec::with_capacity(like.arena.len()),
+            links: Vec::with_capacity(like.links.len()),
+            table: HashTable::with_capacity(like.table.len()),
+        }
+    }
+
     fn name(&self, entry: &Entry) -> &[u8] {
         &self.arena[entry.offset as usize..entry.offset as usize + entry.len as usize]
     }

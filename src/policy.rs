@@ -189,8 +189,15 @@ impl Policy {
     /// Reads every feed of `config` and builds the policy. An unreadable local feed or an
     /// unparseable document is an error naming where; bad lines are skipped and counted.
     pub fn build(config: &Config) -> Result<Policy, String> {
+        Policy::build_like(config, None)
+    }
+
+    /// [`Policy::build`], with tables sized like `previous` (a reload), so the rebuild does
+    /// not grow them by doubling while the running policy still holds its own.
+    pub fn build_like(config: &Config, previous: Option<&Policy>) -> Result<Policy, String> {
         let mut policy = Policy {
-            indicators: NameTable::default(),
+            indicators: previous
+                .map_or_else(NameTable::default, |p| NameTable::sized_like(&p.indicators)),
             meta: MetaStore::default(),
             actions: Vec::new(),
             feed_plain: Vec::new(),
@@ -208,17 +215,35 @@ impl Policy {
         };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         for feed_cfg in &config.feeds {
-            let (path, text, data_time, missing) = read_feed(config, feed_cfg)?;
-            let status = policy
-                .add_feed(config, feed_cfg, text.as_deref(), now)
-                .map_err(|e| {
-                    format!(
-                        "{}: feed {:?}: {}: {e}",
-                        config.at(feed_cfg.name.span().start),
-                        feed_cfg.name.get_ref(),
-                        path.display()
-                    )
-                })?;
+            let path = match &feed_cfg.path {
+                Some(p) => p.clone(),
+                None => {
+                    crate::remote::cache_path(&config.download.cache_dir, feed_cfg.name.get_ref())
+                }
+            };
+            let data_time = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+            let at = || {
+                format!(
+                    "{}: feed {:?}",
+                    config.at(feed_cfg.name.span().start),
+                    feed_cfg.name.get_ref()
+                )
+            };
+            let (status, missing) = match policy.add_feed(config, feed_cfg, &path, now) {
+                Ok(status) => (status, None),
+                // A remote feed without a cached copy yet is empty until its first download.
+                Err(feed::ParseFileError::Io(e)) if feed_cfg.path.is_none() => {
+                    let why = format!("no cached copy yet ({}: {e})", path.display());
+                    let empty = policy.add_feed_report(feed_cfg, Report::default());
+                    (empty, Some(why))
+                }
+                Err(feed::ParseFileError::Io(e)) => {
+                    return Err(format!("{}: cannot read {}: {e}", at(), path.display()));
+                }
+                Err(feed::ParseFileError::Parse(e)) => {
+                    return Err(format!("{}: {}: {e}", at(), path.display()));
+                }
+            };
             policy.feeds.push(FeedStatus {
                 path,
                 data_time,
@@ -278,9 +303,9 @@ impl Policy {
         &mut self,
         config: &Config,
         cfg: &FeedConfig,
-        text: Option<&str>,
+        path: &std::path::Path,
         now: i64,
-    ) -> Result<FeedStatus, String> {
+    ) -> Result<FeedStatus, feed::ParseFileError> {
         let feed_index = self.meta.add_feed(cfg.name.get_ref());
         let defaults = Meta {
             threat_type: cfg.threat_type.as_deref().map(Cow::Borrowed),
@@ -343,10 +368,16 @@ impl Policy {
             names.insert(&ind.pattern.name, ind.pattern.below_only, rec);
             loaded += 1;
         };
-        let report = match text {
-            Some(text) => feed::parse_into(text, cfg.format, &mut sink)?,
-            None => Report::default(),
-        };
+        let report = feed::parse_file(path, cfg.format, &mut sink)?;
+        let mut status = self.add_feed_report(cfg, report);
+        status.indicators = loaded;
+        status.filtered = filtered;
+        Ok(status)
+    }
+
+    /// What a feed's parse set aside (exemptions, IP indicators), and its status. For a
+    /// feed with no data yet this registers the feed with nothing in it.
+    fn add_feed_report(&mut self, cfg: &FeedConfig, report: Report) -> FeedStatus {
         for pass in &report.passthru {
             let rule = AllowRule::FeedPassthru {
                 feed: cfg.name.get_ref().clone(),
@@ -361,19 +392,19 @@ impl Policy {
                 .or_insert(self.ip_indicators.len() as u32);
             self.ip_indicators.push((feed_name.clone(), ip.clone()));
         }
-        Ok(FeedStatus {
+        FeedStatus {
             name: cfg.name.get_ref().clone(),
             source: cfg.source(),
             path: PathBuf::new(),
             format: report.format.unwrap_or(cfg.format),
-            indicators: loaded,
+            indicators: report.indicators,
             skipped: report.skipped_by_reason.clone(),
             ignored: report.ignored.clone(),
-            filtered,
+            filtered: BTreeMap::new(),
             first_skips: report.skipped.iter().take(5).cloned().collect(),
             data_time: None,
             missing: None,
-        })
+        }
     }
 
     /// Distinct listed names across all feeds.
@@ -472,36 +503,6 @@ fn plain_value(feed: u16, line: usize) -> Option<u32> {
 
 fn plain_parts(value: u32) -> Option<(u16, u32)> {
     (value & PLAIN != 0).then_some((((value >> 24) & 0x7f) as u16, value & 0x00ff_ffff))
-}
-
-type FeedData = (
-    PathBuf,
-    Option<String>,
-    Option<std::time::SystemTime>,
-    Option<String>,
-);
-
-/// The text of a feed: a local file (an error if unreadable), or a remote feed's cached
-/// copy (absent until the first download succeeds, which is not an error).
-fn read_feed(config: &Config, cfg: &FeedConfig) -> Result<FeedData, String> {
-    let path = match &cfg.path {
-        Some(p) => p.clone(),
-        None => crate::remote::cache_path(&config.download.cache_dir, cfg.name.get_ref()),
-    };
-    let data_time = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok((path, Some(text), data_time, None)),
-        Err(e) if cfg.path.is_none() => {
-            let why = format!("no cached copy yet ({}: {e})", path.display());
-            Ok((path, None, None, Some(why)))
-        }
-        Err(e) => Err(format!(
-            "{}: feed {:?}: cannot read {}: {e}",
-            config.at(cfg.name.span().start),
-            cfg.name.get_ref(),
-            path.display()
-        )),
-    }
 }
 
 /// Which filter of the feed, if any, drops an indicator.

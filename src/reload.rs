@@ -47,7 +47,7 @@ impl Live {
                 "server.listen and upstream.servers changes take effect at the next restart"
             );
         }
-        let policy = Policy::build(&config)?;
+        let policy = Policy::build_like(&config, Some(&self.policy.load()))?;
         let count = policy.indicator_count();
         self.policy.store(Arc::new(policy));
         self.config.store(Arc::new(config));

@@ -66,7 +66,7 @@ impl<'t> Ioc<'t> {
             },
             "ip:port" | "ip" => {
                 match parse_ip_port(&value) {
-                    Some((ip, port)) => feed.report.ips.push(IpIndicator {
+                    Some((ip, port)) => feed.ip(IpIndicator {
                         ip,
                         port,
                         line,

@@ -133,15 +133,24 @@ pub struct Report {
 pub struct Out<'t, 's> {
     sink: &'s mut dyn FnMut(Indicator<'t>),
     pub report: Report,
+    /// Lines before this text (when a file is parsed in chunks).
+    line_base: usize,
 }
 
 impl<'t> Out<'t, '_> {
-    fn indicator(&mut self, ind: Indicator<'t>) {
+    fn indicator(&mut self, mut ind: Indicator<'t>) {
         self.report.indicators += 1;
+        ind.line += self.line_base;
         (self.sink)(ind);
     }
 
+    fn ip(&mut self, mut ip: IpIndicator) {
+        ip.line += self.line_base;
+        self.report.ips.push(ip);
+    }
+
     fn skip(&mut self, line: usize, reason: impl Into<String>) {
+        let line = line + self.line_base;
         let reason = reason.into();
         if self.report.skipped.len() < SKIPS_KEPT {
             self.report.skipped.push(Skipped {
@@ -165,6 +174,16 @@ pub fn parse_into<'t>(
     format: FeedFormat,
     sink: &mut dyn FnMut(Indicator<'t>),
 ) -> Result<Report, String> {
+    parse_chunk(text, format, 0, sink)
+}
+
+/// Parses one piece of a feed whose first line is `line_base + 1`.
+fn parse_chunk<'t>(
+    text: &'t str,
+    format: FeedFormat,
+    line_base: usize,
+    sink: &mut dyn FnMut(Indicator<'t>),
+) -> Result<Report, String> {
     let format = match format {
         FeedFormat::Auto => detect(text),
         other => other,
@@ -172,6 +191,7 @@ pub fn parse_into<'t>(
     let mut out = Out {
         sink,
         report: Report::default(),
+        line_base,
     };
     match format {
         FeedFormat::Domains | FeedFormat::Adblock | FeedFormat::Auto => {
@@ -192,6 +212,101 @@ pub fn parse_into<'t>(
 pub struct ParsedFeed<'t> {
     pub indicators: Vec<Indicator<'t>>,
     pub report: Report,
+}
+
+/// Bytes read at a time from a big line-oriented feed.
+const CHUNK: usize = 4 << 20;
+
+/// Parses a feed file. Line-oriented lists (domains, hosts, adblock: one indicator per line,
+/// no state between lines) are read a few MiB at a time, so a big list never sits in memory
+/// whole next to the tables it fills; other formats are read whole.
+pub fn parse_file(
+    path: &std::path::Path,
+    format: FeedFormat,
+    sink: &mut dyn FnMut(Indicator<'_>),
+) -> Result<Report, ParseFileError> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(ParseFileError::Io)?;
+    let mut buf = Vec::with_capacity(CHUNK + 4096);
+    (&mut file)
+        .take(CHUNK as u64)
+        .read_to_end(&mut buf)
+        .map_err(ParseFileError::Io)?;
+    let format = match format {
+        FeedFormat::Auto => detect(&String::from_utf8_lossy(&buf[..buf.len().min(64 << 10)])),
+        other => other,
+    };
+    if !matches!(
+        format,
+        FeedFormat::Domains | FeedFormat::Hosts | FeedFormat::Adblock
+    ) {
+        file.read_to_end(&mut buf).map_err(ParseFileError::Io)?;
+        let text = String::from_utf8(buf).map_err(|e| {
+            ParseFileError::Parse(format!(
+                "not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
+        return parse_chunk(&text, format, 0, sink).map_err(ParseFileError::Parse);
+    }
+    let mut total = Report::default();
+    let mut line_base = 0;
+    loop {
+        let at_end = buf.len() < CHUNK;
+        // Parse up to the last complete line; keep the rest for the next chunk.
+        let cut = if at_end {
+            buf.len()
+        } else {
+            buf.iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(buf.len(), |i| i + 1)
+        };
+        let text = String::from_utf8_lossy(&buf[..cut]);
+        let report = parse_chunk(&text, format, line_base, sink).map_err(ParseFileError::Parse)?;
+        line_base += text.lines().count();
+        total.absorb(report);
+        if at_end {
+            break;
+        }
+        buf.drain(..cut);
+        let want = (CHUNK - buf.len()) as u64;
+        (&mut file)
+            .take(want)
+            .read_to_end(&mut buf)
+            .map_err(ParseFileError::Io)?;
+        if buf.is_empty() {
+            break;
+        }
+    }
+    total.format = Some(format);
+    Ok(total)
+}
+
+/// Why a feed file gave nothing.
+#[derive(Debug)]
+pub enum ParseFileError {
+    /// It could not be read.
+    Io(std::io::Error),
+    /// It could not be parsed at all (a JSON document, say).
+    Parse(String),
+}
+
+impl Report {
+    /// Adds what another piece of the same feed reported.
+    fn absorb(&mut self, other: Report) {
+        self.format = self.format.or(other.format);
+        self.indicators += other.indicators;
+        self.passthru.extend(other.passthru);
+        self.ips.extend(other.ips);
+        let room = SKIPS_KEPT.saturating_sub(self.skipped.len());
+        self.skipped.extend(other.skipped.into_iter().take(room));
+        for (reason, n) in other.skipped_by_reason {
+            *self.skipped_by_reason.entry(reason).or_default() += n;
+        }
+        for (kind, n) in other.ignored {
+            *self.ignored.entry(kind).or_default() += n;
+        }
+    }
 }
 
 impl std::ops::Deref for ParsedFeed<'_> {
