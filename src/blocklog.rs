@@ -15,6 +15,7 @@ use serde::Serialize;
 use std::sync::mpsc;
 
 use crate::feed::LineMeta;
+use crate::metrics::Metrics;
 use crate::policy::{Policy, Recs};
 use arrayvec::ArrayString;
 
@@ -146,6 +147,15 @@ pub struct BlockLog {
 impl BlockLog {
     /// Opens the log (creating its directory) and starts the writer task. `"-"` is stdout.
     pub fn start(path: &str, queue: usize) -> std::io::Result<BlockLog> {
+        BlockLog::start_counted(path, queue, None)
+    }
+
+    /// [`BlockLog::start`], also counting every line written into `metrics`.
+    pub fn start_counted(
+        path: &str,
+        queue: usize,
+        metrics: Option<Arc<Metrics>>,
+    ) -> std::io::Result<BlockLog> {
         let out: Box<dyn Write + Send> = if path == "-" {
             Box::new(std::io::stdout())
         } else {
@@ -166,7 +176,7 @@ impl BlockLog {
             .name("blocklog".into())
             .spawn(move || {
                 lower_priority();
-                write_loop(rx, std::io::BufWriter::with_capacity(1 << 16, out))
+                write_loop(rx, std::io::BufWriter::with_capacity(1 << 16, out), metrics)
             })?;
         Ok(BlockLog {
             tx,
@@ -196,7 +206,7 @@ impl BlockLog {
     }
 }
 
-fn write_loop(rx: mpsc::Receiver<Record>, mut out: impl Write) {
+fn write_loop(rx: mpsc::Receiver<Record>, mut out: impl Write, metrics: Option<Arc<Metrics>>) {
     let mut lines = LineWriter::default();
     loop {
         std::thread::sleep(WRITE_EVERY);
@@ -204,10 +214,17 @@ fn write_loop(rx: mpsc::Receiver<Record>, mut out: impl Write) {
         loop {
             match rx.try_recv() {
                 Ok(record) => {
-                    let line = match &record {
+                    let (line, feed, family) = match &record {
                         Record::Pending(pending) => lines.line(pending),
                         Record::Ready(event) => lines.event(event),
                     };
+                    if let Some(m) = &metrics {
+                        let nanos = SystemTime::now()
+                            .duration_since(SystemTime::UNIX_EPOCH)
+                            .unwrap_or_default()
+                            .as_nanos() as u64;
+                        m.block_logged(feed, family, nanos, line);
+                    }
                     if let Err(e) = out.write_all(line.as_bytes()) {
                         tracing::error!(error = %e, "block log write failed");
                     }
@@ -267,7 +284,8 @@ struct IndicatorFields<'a> {
 #[derive(Default)]
 struct LineWriter {
     policy: usize,
-    fragments: rustc_hash::FxHashMap<(bool, Recs), String>,
+    /// Per set of records: the JSON fragment, and the feeds and family (for metrics).
+    fragments: rustc_hash::FxHashMap<(bool, Recs), (String, String, String)>,
     client: Option<(IpAddr, String)>,
     second: u64,
     second_text: String,
@@ -278,15 +296,19 @@ struct LineWriter {
 const MAX_FRAGMENTS: usize = 10_000;
 
 impl LineWriter {
-    fn event(&mut self, event: &Event) -> &str {
+    fn event<'a>(&'a mut self, event: &'a Event) -> (&'a str, &'a str, &'a str) {
         self.line.clear();
         self.line
             .push_str(&serde_json::to_string(event).unwrap_or_default());
         self.line.push('\n');
-        &self.line
+        (
+            &self.line,
+            &event.feed,
+            event.malware_family.as_deref().unwrap_or(""),
+        )
     }
 
-    fn line(&mut self, p: &Pending) -> &str {
+    fn line(&mut self, p: &Pending) -> (&str, &str, &str) {
         let policy = Arc::as_ptr(&p.policy) as usize;
         if policy != self.policy || self.fragments.len() >= MAX_FRAGMENTS {
             self.fragments.clear();
@@ -308,8 +330,10 @@ impl LineWriter {
                 ioc_id: &e.ioc_id,
             };
             let json = serde_json::to_string(&fields).unwrap_or_else(|_| "{}".into());
-            json[1..json.len() - 1].to_string()
+            let family = e.malware_family.clone().unwrap_or_default();
+            (json[1..json.len() - 1].to_string(), e.feed.clone(), family)
         });
+        let (fragment, feed, family) = (&fragment.0, &fragment.1, &fragment.2);
         let since = p
             .time
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -363,7 +387,7 @@ impl LineWriter {
             None => line.push_str("null"),
         }
         line.push_str("}\n");
-        line
+        (line, feed, family)
     }
 }
 
@@ -427,7 +451,7 @@ mod tests {
             via: Some("a > b".into()),
         };
         let mut writer = LineWriter::default();
-        let fast: serde_json::Value = serde_json::from_str(writer.line(&pending)).unwrap();
+        let fast: serde_json::Value = serde_json::from_str(writer.line(&pending).0).unwrap();
         let slow = serde_json::to_value(Event::from_pending(&pending)).unwrap();
         let parse = |v: &serde_json::Value| {
             time::OffsetDateTime::parse(
@@ -445,7 +469,7 @@ mod tests {
         assert_eq!(fast["MalwareFamily"], "Mask\"Gram");
         assert_eq!(fast["ClientIP"], "10.0.0.7");
         // The second line for the same records comes from the cached fragment.
-        let again: serde_json::Value = serde_json::from_str(writer.line(&pending)).unwrap();
+        let again: serde_json::Value = serde_json::from_str(writer.line(&pending).0).unwrap();
         assert_eq!(strip(again), strip(fast));
         std::fs::remove_dir_all(dir).unwrap();
     }

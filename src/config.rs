@@ -34,6 +34,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub inspect: InspectConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
     /// The file this was read from (for error messages and reloads); not part of the schema.
     #[serde(skip)]
     pub source: PathBuf,
@@ -204,6 +206,13 @@ mod humantime_serde_opt {
             ))
         })
     }
+}
+
+/// The operations listener: metrics, health, the blocks page. Off unless `listen` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: Option<SocketAddr>,
 }
 
 /// What is checked in forwarded answers (CNAME cloaking, IP indicators).

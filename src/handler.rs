@@ -21,6 +21,7 @@ use crate::answer::{self, BlockAnswer};
 use crate::blocklog::{BlockLog, Pending as PendingEvent};
 use crate::cache::{Cache, CacheKey};
 use crate::config::{Action, IpAction};
+use crate::metrics::Metrics;
 use crate::policy::{Decision, Match, Policy};
 use crate::ratelimit::{RateLimiter, Verdict};
 use crate::upstream::{EDNS_PAYLOAD, QueryFlags, Upstream};
@@ -84,6 +85,7 @@ pub struct Pending {
 }
 
 pub struct Handler {
+    metrics: Arc<Metrics>,
     limiter: Option<RateLimiter>,
     policy: Arc<ArcSwap<Policy>>,
     upstream: Arc<Upstream>,
@@ -101,6 +103,7 @@ impl Handler {
         max_inflight: usize,
     ) -> Handler {
         Handler {
+            metrics: Arc::new(Metrics::new(&[])),
             limiter: None,
             policy,
             upstream,
@@ -108,6 +111,16 @@ impl Handler {
             log,
             inflight: Arc::new(Semaphore::new(max_inflight)),
         }
+    }
+
+    /// Counts queries into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Handler {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Limits UDP queries per client (see [`crate::ratelimit`]).
@@ -152,6 +165,19 @@ impl Handler {
 
     /// The synchronous half: everything that needs no upstream.
     pub fn begin(&self, packet: &[u8], src: SocketAddr, proto: Protocol) -> Outcome {
+        let outcome = self.answer(packet, src, proto);
+        if let Outcome::Drop = outcome {
+            self.metrics
+                .query(crate::metrics::Result::Dropped, 0, proto == Protocol::Tcp);
+        }
+        outcome
+    }
+
+    fn count(&self, result: crate::metrics::Result, qtype: u16, proto: Protocol) {
+        self.metrics.query(result, qtype, proto == Protocol::Tcp);
+    }
+
+    fn answer(&self, packet: &[u8], src: SocketAddr, proto: Protocol) -> Outcome {
         // Responses sent to us are never answered (RFC 1035; also stops reflection loops).
         if packet.len() < 12 || packet[2] & 0x80 != 0 {
             return Outcome::Drop;
@@ -226,6 +252,7 @@ impl Handler {
                     Some(_) => policy.block.sinkhole_ipv6.to_string(),
                     None => String::new(),
                 };
+                self.count(crate::metrics::Result::Blocked, q.qtype, proto);
                 // The event takes the records (inline, no allocation) and a copy of the key.
                 self.log.record(PendingEvent {
                     time: SystemTime::now(),
@@ -263,9 +290,11 @@ impl Handler {
                     return None; // something in it is listed now: the full path inspects
                 }
                 let mut out = Vec::with_capacity(512);
-                entry
-                    .serve(packet, q.name_end, max, &mut out)
-                    .then_some(out)
+                let served = entry.serve(packet, q.name_end, max, &mut out);
+                if served {
+                    self.count(crate::metrics::Result::Cached, q.qtype, proto);
+                }
+                served.then_some(out)
             }
             Decision::Refuse | Decision::Observe(_) | Decision::Allow(..) => None,
         }
@@ -283,7 +312,20 @@ impl Handler {
             Err(_) => return Outcome::Drop,
         };
         let max_size = proto.max_size(request.edns.as_ref().map(|e| e.max_payload()));
+        let qtype = request
+            .queries
+            .first()
+            .map_or(0, |q| u16::from(q.query_type()));
         let error = |rcode| {
+            self.count(
+                if rcode == ResponseCode::Refused {
+                    crate::metrics::Result::Refused
+                } else {
+                    crate::metrics::Result::Error
+                },
+                qtype,
+                proto,
+            );
             Outcome::Reply(answer::encode(
                 &answer::response_to(&request, rcode),
                 max_size,
@@ -332,6 +374,7 @@ impl Handler {
                 let mut reason = format!("iocsink: {} listed by {}", hit.indicator, hit.feeds());
                 truncate_text(&mut reason);
                 let msg = answer::blocked(&request, how, hit.indicator, policy.block.ttl, &reason);
+                self.count(crate::metrics::Result::Blocked, u16::from(qtype), proto);
                 let rcode = u16::from(msg.metadata.response_code);
                 self.log.record(PendingEvent {
                     ip_addresses: answer::addresses(&msg),
@@ -379,8 +422,10 @@ impl Handler {
         if let Some(cached) = self.cache.get(&key).and_then(|e| e.message()) {
             let msg = answer::relayed(&request, &cached);
             if let Some(blocked) = self.inspect(&request, &msg, src.ip(), proto) {
+                self.count(crate::metrics::Result::Blocked, u16::from(qtype), proto);
                 return Outcome::Reply(answer::encode(&blocked, max_size));
             }
+            self.count(crate::metrics::Result::Cached, u16::from(qtype), proto);
             self.record_forwarded(event, &msg);
             return Outcome::Reply(answer::encode(&msg, max_size));
         }
@@ -410,6 +455,13 @@ impl Handler {
         } else {
             Err("too many upstream queries in flight".into())
         };
+        let qtype = u16::from(request.queries[0].query_type());
+        let result_kind = if result.is_ok() {
+            crate::metrics::Result::Forwarded
+        } else {
+            crate::metrics::Result::ServFail
+        };
+        self.count(result_kind, qtype, proto);
         let msg = match result {
             Ok(upstream) => {
                 let msg = answer::relayed(&request, &upstream);

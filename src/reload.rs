@@ -19,6 +19,7 @@ pub struct Live {
     pub policy: Arc<ArcSwap<Policy>>,
     pub config: ArcSwap<Config>,
     path: PathBuf,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     /// One rebuild at a time; a second trigger waits rather than racing the swap.
     rebuilding: Mutex<()>,
 }
@@ -29,13 +30,28 @@ impl Live {
             path: config.source.clone(),
             policy: Arc::new(ArcSwap::from_pointee(policy)),
             config: ArcSwap::from_pointee(config),
+            metrics: None,
             rebuilding: Mutex::new(()),
         }
+    }
+
+    /// Counts reloads (and their failures) into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Live {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Re-reads the config file and every feed and swaps in the new policy. Blocking: call
     /// it from a blocking thread. On error the running policy stays and the error is returned.
     pub fn reload(&self) -> Result<(), String> {
+        let result = self.rebuild();
+        if let Some(m) = &self.metrics {
+            m.reloaded(result.is_ok());
+        }
+        result
+    }
+
+    fn rebuild(&self) -> Result<(), String> {
         let _one = self.rebuilding.lock().unwrap_or_else(|e| e.into_inner());
         let started = std::time::Instant::now();
         let config = Config::load(&self.path).map_err(|e| e.to_string())?;

@@ -20,6 +20,7 @@ use crate::blocklog::BlockLog;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::handler::{Handler, Protocol};
+use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimiter;
 use crate::reload::{self, Live};
@@ -31,6 +32,8 @@ use crate::upstream::Upstream;
 pub struct Server {
     /// Bound addresses, in `server.listen` order (port 0 resolved); UDP and TCP share each.
     pub addrs: Vec<SocketAddr>,
+    /// The operations listener, if `[http] listen` is set (port 0 resolved).
+    pub http_addr: Option<SocketAddr>,
     handler: Arc<Handler>,
     live: Arc<Live>,
     stop: watch::Sender<bool>,
@@ -44,15 +47,20 @@ impl Server {
     /// then starts the file watch and remote feed refresh.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
         let policy = Policy::build(&config).map_err(anyhow::Error::msg)?;
-        let log = BlockLog::start(&config.log.blocks, config.log.queue)
-            .with_context(|| format!("cannot open block log {}", config.log.blocks))?;
-        let upstream = Arc::new(Upstream::new(
-            config.upstream.servers.clone(),
-            Duration::from_millis(config.upstream.timeout_ms),
-        ));
+        let metrics = Arc::new(Metrics::new(&config.upstream.servers));
+        let log =
+            BlockLog::start_counted(&config.log.blocks, config.log.queue, Some(metrics.clone()))
+                .with_context(|| format!("cannot open block log {}", config.log.blocks))?;
+        let upstream = Arc::new(
+            Upstream::new(
+                config.upstream.servers.clone(),
+                Duration::from_millis(config.upstream.timeout_ms),
+            )
+            .with_metrics(metrics.clone()),
+        );
         let fetcher =
             Fetcher::new(&config.download, upstream.clone()).map_err(anyhow::Error::msg)?;
-        let live = Arc::new(Live::new(config.clone(), policy));
+        let live = Arc::new(Live::new(config.clone(), policy).with_metrics(metrics.clone()));
         let handler = Arc::new(
             Handler::new(
                 live.policy.clone(),
@@ -61,6 +69,7 @@ impl Server {
                 log,
                 config.server.max_inflight,
             )
+            .with_metrics(metrics.clone())
             .with_rate_limit(RateLimiter::new(
                 config.limits.client_qps,
                 config.limits.client_burst,
@@ -98,6 +107,19 @@ impl Server {
                 stopped.clone(),
             ));
         }
+        let http_addr = match config.http.listen {
+            Some(addr) => {
+                let (bound, task) =
+                    crate::http::serve(addr, handler.clone(), live.clone(), stopped.clone())
+                        .await
+                        .with_context(|| format!("cannot listen on {addr} (http)"))?;
+                tasks.spawn(async move {
+                    let _ = task.await;
+                });
+                Some(bound)
+            }
+            None => None,
+        };
         if config.reload.watch {
             let interval = Duration::from_millis(config.reload.interval_ms.max(10));
             tasks.spawn(reload::watch_files(live.clone(), interval, stopped.clone()));
@@ -108,6 +130,7 @@ impl Server {
             stopped.clone(),
         ));
         Ok(Server {
+            http_addr,
             addrs,
             handler,
             live,

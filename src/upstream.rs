@@ -5,6 +5,7 @@
 //! if it comes from the server asked (the socket is connected) and echoes the ID and question.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout_at};
+
+use crate::metrics::Metrics;
 
 /// Payload size we advertise upstream (DNS Flag Day 2020).
 pub const EDNS_PAYLOAD: u16 = 1232;
@@ -28,6 +31,7 @@ pub struct QueryFlags {
 }
 
 pub struct Upstream {
+    metrics: Option<Arc<Metrics>>,
     servers: Vec<SocketAddr>,
     timeout: Duration,
     /// Consecutive failures per server; servers that answer are tried first.
@@ -38,10 +42,17 @@ impl Upstream {
     pub fn new(servers: Vec<SocketAddr>, timeout: Duration) -> Upstream {
         let failures = servers.iter().map(|_| AtomicU32::new(0)).collect();
         Upstream {
+            metrics: None,
             servers,
             timeout,
             failures,
         }
+    }
+
+    /// Records every exchange (latency, errors, timeouts) per server into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Upstream {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Resolves one question. Ok only for a validated NOERROR or NXDOMAIN answer; SERVFAIL,
@@ -57,13 +68,20 @@ impl Upstream {
             }
             let attempt_deadline = (now + per_attempt).min(deadline);
             let server = self.servers[index];
+            let started = Instant::now();
             match exchange(server, question, flags, attempt_deadline).await {
                 Ok(answer) => {
                     self.failures[index].store(0, Ordering::Relaxed);
+                    if let Some(m) = &self.metrics {
+                        m.upstream_answer(index, started.elapsed());
+                    }
                     return Ok(answer);
                 }
                 Err(e) => {
                     self.failures[index].fetch_add(1, Ordering::Relaxed);
+                    if let Some(m) = &self.metrics {
+                        m.upstream_failure(index, e.contains("timed out"));
+                    }
                     tracing::debug!(%server, error = %e, "upstream attempt failed");
                     last_error = format!("{server}: {e}");
                 }
