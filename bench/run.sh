@@ -80,6 +80,7 @@ server:
   username: ""
   logfile: "$WORK/nsd.log"
   server-count: 1
+  rrl-ratelimit: 0
   verbosity: 0
 zone:
   name: example.com
