@@ -3,11 +3,9 @@
 //! writes every 20 ms, so a slow disk delays log lines, never answers. When the queue is full, events are dropped and
 //! counted rather than blocking a query.
 
-use std::io::Write;
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use hickory_proto::rr::RecordType;
@@ -15,6 +13,7 @@ use serde::Serialize;
 use std::sync::mpsc;
 
 use crate::feed::LineMeta;
+use crate::logfile::LogFile;
 use crate::metrics::Metrics;
 use crate::policy::{Policy, Recs};
 use arrayvec::ArrayString;
@@ -142,6 +141,7 @@ const WRITE_EVERY: Duration = Duration::from_millis(20);
 pub struct BlockLog {
     tx: mpsc::SyncSender<Record>,
     dropped: Arc<AtomicU64>,
+    reopen: Arc<AtomicBool>,
 }
 
 impl BlockLog {
@@ -156,31 +156,38 @@ impl BlockLog {
         queue: usize,
         metrics: Option<Arc<Metrics>>,
     ) -> std::io::Result<BlockLog> {
-        let out: Box<dyn Write + Send> = if path == "-" {
-            Box::new(std::io::stdout())
-        } else {
-            let path = Path::new(path);
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)?;
-            }
-            Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?,
-            )
-        };
+        BlockLog::open(
+            &crate::config::LogConfig {
+                blocks: path.into(),
+                queue,
+                ..Default::default()
+            },
+            metrics,
+        )
+    }
+
+    /// Opens the log as configured (rotation, format) and starts the writer.
+    pub fn open(
+        config: &crate::config::LogConfig,
+        metrics: Option<Arc<Metrics>>,
+    ) -> std::io::Result<BlockLog> {
+        let out = LogFile::open(&config.blocks, config.max_bytes, config.keep)?;
+        let queue = config.queue;
+        let asim = config.format == crate::config::LogFormat::Asim;
+        let reopen = Arc::new(AtomicBool::new(false));
+        let reopen_flag = reopen.clone();
         let (tx, rx) = mpsc::sync_channel(queue);
         // The writer does blocking file I/O, so it gets a thread of its own, off the runtime.
         std::thread::Builder::new()
             .name("blocklog".into())
             .spawn(move || {
                 lower_priority();
-                write_loop(rx, std::io::BufWriter::with_capacity(1 << 16, out), metrics)
+                write_loop(rx, out, metrics, reopen_flag, asim)
             })?;
         Ok(BlockLog {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
+            reopen,
         })
     }
 
@@ -200,16 +207,35 @@ impl BlockLog {
         }
     }
 
+    /// Asks the writer to reopen the file (after an external logrotate moved it).
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Relaxed);
+    }
+
     /// Events dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 }
 
-fn write_loop(rx: mpsc::Receiver<Record>, mut out: impl Write, metrics: Option<Arc<Metrics>>) {
-    let mut lines = LineWriter::default();
+fn write_loop(
+    rx: mpsc::Receiver<Record>,
+    mut out: LogFile,
+    metrics: Option<Arc<Metrics>>,
+    reopen: Arc<AtomicBool>,
+    asim: bool,
+) {
+    let mut lines = LineWriter {
+        asim,
+        ..LineWriter::default()
+    };
     loop {
         std::thread::sleep(WRITE_EVERY);
+        if reopen.swap(false, Ordering::Relaxed)
+            && let Err(e) = out.reopen()
+        {
+            tracing::error!(error = %e, "block log reopen failed");
+        }
         let mut wrote = 0usize;
         loop {
             match rx.try_recv() {
@@ -225,7 +251,7 @@ fn write_loop(rx: mpsc::Receiver<Record>, mut out: impl Write, metrics: Option<A
                             .as_nanos() as u64;
                         m.block_logged(feed, family, nanos, line);
                     }
-                    if let Err(e) = out.write_all(line.as_bytes()) {
+                    if let Err(e) = out.write_line(line) {
                         tracing::error!(error = %e, "block log write failed");
                     }
                     wrote += 1;
@@ -287,9 +313,12 @@ struct LineWriter {
     /// Per set of records: the JSON fragment, and the feeds and family (for metrics).
     fragments: rustc_hash::FxHashMap<(bool, Recs), (String, String, String)>,
     client: Option<(IpAddr, String)>,
+    /// Write ASIM DNS field names instead of DnsEvents ones.
+    asim: bool,
     second: u64,
     second_text: String,
     line: String,
+    feed_family: (String, String),
 }
 
 /// Indicator fragments kept per policy before starting over.
@@ -298,8 +327,12 @@ const MAX_FRAGMENTS: usize = 10_000;
 impl LineWriter {
     fn event<'a>(&'a mut self, event: &'a Event) -> (&'a str, &'a str, &'a str) {
         self.line.clear();
-        self.line
-            .push_str(&serde_json::to_string(event).unwrap_or_default());
+        let json = if self.asim {
+            serde_json::to_string(&crate::asim::AsimEvent::from(event))
+        } else {
+            serde_json::to_string(event)
+        };
+        self.line.push_str(&json.unwrap_or_default());
         self.line.push('\n');
         (
             &self.line,
@@ -309,6 +342,19 @@ impl LineWriter {
     }
 
     fn line(&mut self, p: &Pending) -> (&str, &str, &str) {
+        if self.asim {
+            let event = Event::from_pending(p);
+            self.line.clear();
+            self.line.push_str(
+                &serde_json::to_string(&crate::asim::AsimEvent::from(&event)).unwrap_or_default(),
+            );
+            self.line.push('\n');
+            self.feed_family = (
+                event.feed.clone(),
+                event.malware_family.clone().unwrap_or_default(),
+            );
+            return (&self.line, &self.feed_family.0, &self.feed_family.1);
+        }
         let policy = Arc::as_ptr(&p.policy) as usize;
         if policy != self.policy || self.fragments.len() >= MAX_FRAGMENTS {
             self.fragments.clear();
@@ -419,6 +465,7 @@ pub fn rfc3339(t: SystemTime) -> String {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use std::path::Path;
 
     #[test]
     fn fast_lines_say_what_the_event_says() {

@@ -41,6 +41,30 @@ enum Command {
     Validate,
     /// Per feed: source, format, indicators, skipped lines, data age, last refresh and error.
     Feeds,
+    /// Read a block log.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Top clients, top indicators, malware families and actions.
+    Summary {
+        /// Only events newer than this, e.g. 24h, 7d.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+        file: PathBuf,
+    },
+    /// The last events as readable lines; -f keeps following.
+    Tail {
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        #[arg(short, long)]
+        follow: bool,
+        file: PathBuf,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -50,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Check { ref name, client } => check(&cli.config, name, client),
         Command::Validate => validate(&cli.config),
         Command::Feeds => feeds(&cli.config),
+        Command::Log { command } => log_command(command),
     }
 }
 
@@ -120,9 +145,10 @@ fn report_feed_to_log(feed: &crate::policy::FeedStatus) {
 #[cfg(unix)]
 async fn wait_for_signals(server: &crate::server::Server) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut hup), Ok(mut term)) = (
+    let (Ok(mut hup), Ok(mut term), Ok(mut usr1)) = (
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::user_defined1()),
     ) else {
         tracing::error!("cannot install signal handlers; stop with Ctrl-C");
         let _ = tokio::signal::ctrl_c().await;
@@ -131,6 +157,10 @@ async fn wait_for_signals(server: &crate::server::Server) {
     loop {
         tokio::select! {
             _ = hup.recv() => server.reload_logged("SIGHUP").await,
+            _ = usr1.recv() => {
+                tracing::info!("SIGUSR1: reopening the block log");
+                server.handler().log().reopen();
+            }
             _ = term.recv() => return,
             _ = tokio::signal::ctrl_c() => return,
         }
@@ -328,4 +358,24 @@ fn feeds(path: &std::path::Path) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+fn log_command(command: LogCommand) -> ExitCode {
+    let result = match command {
+        LogCommand::Summary { since, file } => {
+            crate::logtools::summary(&file, since).map(|s| print!("{s}"))
+        }
+        LogCommand::Tail {
+            lines,
+            follow,
+            file,
+        } => crate::logtools::tail(&file, lines, follow, &mut std::io::stdout()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

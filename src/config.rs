@@ -368,6 +368,30 @@ pub struct LogConfig {
     /// Events queued for the writer; beyond it events are dropped (and counted), never queries.
     #[serde(default = "default_log_queue")]
     pub queue: usize,
+    /// Rotate the block log when it would grow past this many bytes; 0: never.
+    #[serde(default = "default_log_max_bytes")]
+    pub max_bytes: u64,
+    /// Rotated files kept (`blocks.jsonl.1` is the newest).
+    #[serde(default = "default_log_keep")]
+    pub keep: usize,
+    /// Field names: `dnsevents` (Sentinel DnsEvents) or `asim` (ASIM DNS, for ASimDnsActivityLogs).
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Dnsevents,
+    Asim,
+}
+
+fn default_log_max_bytes() -> u64 {
+    100 * 1024 * 1024
+}
+fn default_log_keep() -> usize {
+    5
 }
 
 impl Default for LogConfig {
@@ -375,6 +399,9 @@ impl Default for LogConfig {
         LogConfig {
             blocks: default_block_log(),
             queue: default_log_queue(),
+            max_bytes: default_log_max_bytes(),
+            keep: default_log_keep(),
+            format: LogFormat::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! (forwarded); blocks go to `blocklog`. `cli` is the command line.
 
 pub mod answer;
+pub mod asim;
 pub mod blocklog;
 pub mod cache;
 pub mod cli;
@@ -13,6 +14,8 @@ pub mod domain;
 pub mod feed;
 pub mod handler;
 pub mod http;
+pub mod logfile;
+pub mod logtools;
 pub mod matcher;
 pub mod meta;
 pub mod metrics;

@@ -48,9 +48,8 @@ impl Server {
     pub async fn start(config: Config) -> anyhow::Result<Server> {
         let policy = Policy::build(&config).map_err(anyhow::Error::msg)?;
         let metrics = Arc::new(Metrics::new(&config.upstream.servers));
-        let log =
-            BlockLog::start_counted(&config.log.blocks, config.log.queue, Some(metrics.clone()))
-                .with_context(|| format!("cannot open block log {}", config.log.blocks))?;
+        let log = BlockLog::open(&config.log, Some(metrics.clone()))
+            .with_context(|| format!("cannot open block log {}", config.log.blocks))?;
         let upstream = Arc::new(
             Upstream::new(
                 config.upstream.servers.clone(),

@@ -361,7 +361,13 @@ pub fn read_log(path: &Path) -> Vec<serde_json::Value> {
 
 pub fn base_config(dir: &Path, upstreams: &[SocketAddr], timeout_ms: u64, extra: &str) -> String {
     let ups: Vec<String> = upstreams.iter().map(|a| format!("\"{a}\"")).collect();
+    let extra = extra.replace("{dir}", &dir.display().to_string());
     let has_block = extra.contains("[block]");
+    let log = if extra.contains("[log]") {
+        String::new()
+    } else {
+        format!("[log]\nblocks = \"{}/blocks.jsonl\"\n", dir.display())
+    };
     // Tests send many queries from one address; the rate limit has tests of its own.
     let limits = if extra.contains("[limits]") {
         ""
@@ -382,9 +388,7 @@ timeout_ms = {timeout_ms}
 name = "threatfox-maskgramstealer"
 path = "{dir}/seed.csv"
 
-[log]
-blocks = "{dir}/blocks.jsonl"
-
+{log}
 {limits}
 {extra}
 "#,
