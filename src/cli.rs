@@ -41,6 +41,15 @@ enum Command {
     Validate,
     /// Per feed: source, format, indicators, skipped lines, data age, last refresh and error.
     Feeds,
+    /// Ask a running server one question; exit 0 if it answers within 2 s (health checks).
+    Probe {
+        /// The server to ask.
+        #[arg(long, default_value = "127.0.0.1:53")]
+        server: std::net::SocketAddr,
+        /// The name to ask for (type A).
+        #[arg(long, default_value = "healthcheck.iocsink.invalid")]
+        name: String,
+    },
     /// Read a block log.
     Log {
         #[command(subcommand)]
@@ -75,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Validate => validate(&cli.config),
         Command::Feeds => feeds(&cli.config),
         Command::Log { command } => log_command(command),
+        Command::Probe { server, ref name } => probe(server, name),
     }
 }
 
@@ -375,6 +385,49 @@ fn log_command(command: LogCommand) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn probe(server: std::net::SocketAddr, name: &str) -> ExitCode {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    let ask = || -> Result<String, String> {
+        let qname = Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
+            .map_err(|e| e.to_string())?;
+        let mut msg = Message::query();
+        msg.metadata.id = rand::random();
+        msg.metadata.recursion_desired = true;
+        msg.add_query(Query::query(qname, RecordType::A));
+        let bind: std::net::SocketAddr = if server.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        }
+        .parse()
+        .expect("literal");
+        let socket = std::net::UdpSocket::bind(bind).map_err(|e| e.to_string())?;
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .map_err(|e| e.to_string())?;
+        socket
+            .send_to(&msg.to_vec().map_err(|e| e.to_string())?, server)
+            .map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 4096];
+        let (n, _) = socket
+            .recv_from(&mut buf)
+            .map_err(|e| format!("no answer: {e}"))?;
+        let answer = Message::from_vec(&buf[..n]).map_err(|e| e.to_string())?;
+        Ok(answer.metadata.response_code.to_string())
+    };
+    match ask() {
+        Ok(rcode) => {
+            println!("{server} answered {rcode}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {server}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -128,3 +128,31 @@ async fn metrics_health_blocks_feeds_and_page() {
     .await;
     assert_eq!(get(s2.server.http_addr.unwrap(), "/readyz").await.0, 503);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probe_reports_whether_the_server_answers() {
+    let up = FakeUpstream::start(Zone::standard()).await;
+    let s = TestServer::start(&[up.addr], "").await;
+    let bin = env!("CARGO_BIN_EXE_iocsink");
+    let server = s.addr.to_string();
+    let ok = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .args(["probe", "--server", &server, "--name", "www.example.test"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(ok.status.success());
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("answered No Error"),
+        "{:?}",
+        ok
+    );
+    let dead = std::process::Command::new(bin)
+        .args(["probe", "--server", "127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert!(!dead.status.success());
+    assert!(String::from_utf8_lossy(&dead.stderr).contains("127.0.0.1:9"));
+}
