@@ -156,3 +156,82 @@ async fn probe_reports_whether_the_server_answers() {
     assert!(!dead.status.success());
     assert!(String::from_utf8_lossy(&dead.stderr).contains("127.0.0.1:9"));
 }
+
+/// The analysts' page in a real headless browser: its script fetches the API and renders the
+/// recent blocks. Skipped, saying so, where Chromium is not installed.
+#[tokio::test(flavor = "multi_thread")]
+async fn blocks_page_renders_in_headless_chromium() {
+    let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        eprintln!(
+            "SKIPPED blocks_page_renders_in_headless_chromium: Chromium is not installed (apt-get install chromium)"
+        );
+        return;
+    };
+    let up = FakeUpstream::start(Zone::standard()).await;
+    let s = TestServer::start(&[up.addr], "[http]\nlisten = \"127.0.0.1:0\"\n").await;
+    ask(s.addr, &format!("ws.{BAD}."), RecordType::A, Ask::default()).await;
+    s.log_lines(1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let url = format!("http://{}/", s.server.http_addr.unwrap());
+    let profile = tempfile::tempdir().unwrap();
+    let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("blocks-page.png");
+    let common = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--virtual-time-budget=5000",
+    ];
+    let profile_dir = profile.path().to_path_buf();
+    let run = move |extra: Vec<String>| {
+        let mut cmd = std::process::Command::new(chromium);
+        cmd.args(common)
+            .arg(format!("--user-data-dir={}", profile_dir.display()))
+            .args(extra)
+            .arg(&url);
+        cmd.output().unwrap()
+    };
+    let (dom, shot_run) = tokio::task::spawn_blocking({
+        let shot = shot.clone();
+        move || {
+            (
+                run(vec!["--dump-dom".into()]),
+                run(vec![
+                    format!("--screenshot={}", shot.display()),
+                    "--window-size=1200,700".into(),
+                ]),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let html = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        html.contains(&format!("<td>ws.{BAD}</td>")),
+        "the script rendered the block:\n{html}"
+    );
+    assert!(
+        html.contains("<td>MaskGramStealer</td>")
+            && html.contains("<td>threatfox-maskgramstealer</td>"),
+        "{html}"
+    );
+    assert!(
+        shot_run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shot_run.stderr)
+    );
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG"),
+        "a PNG screenshot at {}",
+        shot.display()
+    );
+    eprintln!("screenshot of the blocks page: {}", shot.display());
+}
