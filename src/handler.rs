@@ -363,14 +363,7 @@ impl Handler {
             Decision::Refuse => return error(ResponseCode::Refused),
             Decision::Block(hit) => {
                 let action = hit.action();
-                let how = match action {
-                    Action::Sinkhole => BlockAnswer::Sinkhole {
-                        v4: policy.block.sinkhole_ipv4,
-                        v6: policy.block.sinkhole_ipv6,
-                    },
-                    Action::Nodata => BlockAnswer::Nodata,
-                    Action::Nxdomain | Action::Log => BlockAnswer::Nxdomain,
-                };
+                let how = block_answer(&policy, action);
                 let mut reason = format!("iocsink: {} listed by {}", hit.indicator, hit.feeds());
                 truncate_text(&mut reason);
                 let msg = answer::blocked(&request, how, hit.indicator, policy.block.ttl, &reason);
@@ -629,14 +622,7 @@ impl Handler {
         indicator: &str,
         feeds: &str,
     ) -> Message {
-        let how = match action {
-            Action::Sinkhole => BlockAnswer::Sinkhole {
-                v4: policy.block.sinkhole_ipv4,
-                v6: policy.block.sinkhole_ipv6,
-            },
-            Action::Nodata => BlockAnswer::Nodata,
-            Action::Nxdomain | Action::Log => BlockAnswer::Nxdomain,
-        };
+        let how = block_answer(policy, action);
         let mut reason = format!("iocsink: {indicator} listed by {feeds} (in the answer)");
         truncate_text(&mut reason);
         // The SOA is owned by the queried name: the listed name is not above it.
@@ -694,6 +680,18 @@ fn truncate_text(text: &mut String) {
         .find(|&i| text.is_char_boundary(i))
         .unwrap_or(0);
     text.truncate(cut);
+}
+
+/// How a block with `action` is answered under `policy`.
+fn block_answer(policy: &Policy, action: Action) -> BlockAnswer {
+    match action {
+        Action::Sinkhole => BlockAnswer::Sinkhole {
+            v4: policy.block.sinkhole_ipv4,
+            v6: policy.block.sinkhole_ipv6,
+        },
+        Action::Nodata => BlockAnswer::Nodata,
+        Action::Nxdomain | Action::Log => BlockAnswer::Nxdomain,
+    }
 }
 
 fn block_action_name(action: Action) -> &'static str {
