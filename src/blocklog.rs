@@ -322,7 +322,7 @@ struct LineWriter {
 }
 
 /// Indicator fragments kept per policy before starting over.
-const MAX_FRAGMENTS: usize = 10_000;
+const MAX_FRAGMENTS: usize = 1000;
 
 impl LineWriter {
     fn event<'a>(&'a mut self, event: &'a Event) -> (&'a str, &'a str, &'a str) {

@@ -464,7 +464,7 @@ fn default_block_log() -> String {
     "logs/blocks.jsonl".into()
 }
 fn default_log_queue() -> usize {
-    8192
+    4096
 }
 fn default_cache_size() -> usize {
     100_000

@@ -174,7 +174,7 @@ pub async fn refresh_remote(live: Arc<Live>, fetcher: Fetcher, mut stopped: watc
 
 /// A rebuild frees a whole policy's worth of small allocations; glibc keeps such memory in its
 /// arenas unless asked, which shows up as RSS creeping up reload after reload.
-fn give_back_freed_memory() {
+pub fn give_back_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory held by the allocator.
     unsafe {

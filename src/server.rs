@@ -47,6 +47,7 @@ impl Server {
     /// then starts the file watch and remote feed refresh.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
         let policy = Policy::build(&config).map_err(anyhow::Error::msg)?;
+        reload::give_back_freed_memory(); // what parsing the feeds used and freed
         let metrics = Arc::new(Metrics::new(&config.upstream.servers));
         let log = BlockLog::open(&config.log, Some(metrics.clone()))
             .with_context(|| format!("cannot open block log {}", config.log.blocks))?;
