@@ -377,6 +377,8 @@ pub struct LogConfig {
     /// Field names: `dnsevents` (Sentinel DnsEvents) or `asim` (ASIM DNS, for ASimDnsActivityLogs).
     #[serde(default)]
     pub format: LogFormat,
+    /// A log of every answered query (JSON Lines); off unless set.
+    pub queries: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -402,6 +404,7 @@ impl Default for LogConfig {
             max_bytes: default_log_max_bytes(),
             keep: default_log_keep(),
             format: LogFormat::default(),
+            queries: None,
         }
     }
 }

@@ -85,6 +85,7 @@ pub struct Pending {
 }
 
 pub struct Handler {
+    querylog: Option<crate::querylog::QueryLog>,
     metrics: Arc<Metrics>,
     limiter: Option<RateLimiter>,
     policy: Arc<ArcSwap<Policy>>,
@@ -103,6 +104,7 @@ impl Handler {
         max_inflight: usize,
     ) -> Handler {
         Handler {
+            querylog: None,
             metrics: Arc::new(Metrics::new(&[])),
             limiter: None,
             policy,
@@ -111,6 +113,12 @@ impl Handler {
             log,
             inflight: Arc::new(Semaphore::new(max_inflight)),
         }
+    }
+
+    /// Logs every answer to the query log.
+    pub fn with_query_log(mut self, log: Option<crate::querylog::QueryLog>) -> Handler {
+        self.querylog = log;
+        self
     }
 
     /// Counts queries into `metrics`.
@@ -166,9 +174,15 @@ impl Handler {
     /// The synchronous half: everything that needs no upstream.
     pub fn begin(&self, packet: &[u8], src: SocketAddr, proto: Protocol) -> Outcome {
         let outcome = self.answer(packet, src, proto);
-        if let Outcome::Drop = outcome {
-            self.metrics
-                .query(crate::metrics::Result::Dropped, 0, proto == Protocol::Tcp);
+        match &outcome {
+            Outcome::Drop => self.count(crate::metrics::Result::Dropped, 0, proto),
+            Outcome::Reply(bytes) => {
+                if let Some(log) = &self.querylog {
+                    log.record(src.ip(), bytes, proto.as_str());
+                }
+            }
+            // Logged when the upstream's answer is sent (see `forward`).
+            Outcome::Forward(_) => {}
         }
         outcome
     }
@@ -435,6 +449,15 @@ impl Handler {
     /// The asynchronous half: ask the upstream, cache, relay. `admitted` is false when the
     /// in-flight limit was reached; the client then gets SERVFAIL at once.
     pub async fn forward(&self, pending: Box<Pending>, admitted: bool) -> Vec<u8> {
+        let (client, proto) = (pending.client, pending.proto);
+        let reply = self.forward_inner(pending, admitted).await;
+        if let Some(log) = &self.querylog {
+            log.record(client, &reply, proto.as_str());
+        }
+        reply
+    }
+
+    async fn forward_inner(&self, pending: Box<Pending>, admitted: bool) -> Vec<u8> {
         let Pending {
             request,
             key,

@@ -20,6 +20,7 @@ pub mod matcher;
 pub mod meta;
 pub mod metrics;
 pub mod policy;
+pub mod querylog;
 pub mod ratelimit;
 pub mod reload;
 pub mod remote;

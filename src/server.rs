@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::handler::{Handler, Protocol};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
+use crate::querylog::QueryLog;
 use crate::ratelimit::RateLimiter;
 use crate::reload::{self, Live};
 use crate::remote::Fetcher;
@@ -70,6 +71,18 @@ impl Server {
                 config.server.max_inflight,
             )
             .with_metrics(metrics.clone())
+            .with_query_log(match &config.log.queries {
+                Some(path) => Some(
+                    QueryLog::open(
+                        path,
+                        config.log.max_bytes,
+                        config.log.keep,
+                        config.log.queue,
+                    )
+                    .with_context(|| format!("cannot open query log {path}"))?,
+                ),
+                None => None,
+            })
             .with_rate_limit(RateLimiter::new(
                 config.limits.client_qps,
                 config.limits.client_burst,

@@ -38,31 +38,7 @@ pub fn parse_query(packet: &[u8], key: &mut String) -> Option<QueryView> {
     if counts(0) != 1 || counts(1) != 0 || counts(2) != 0 || counts(3) > 1 {
         return None;
     }
-    key.clear();
-    let mut at = 12;
-    loop {
-        let len = *packet.get(at)? as usize;
-        if len == 0 {
-            at += 1;
-            break;
-        }
-        if len > 63 || at + 1 + len >= packet.len() {
-            return None; // compression pointers or labels too long: the full parser decides
-        }
-        if !key.is_empty() {
-            key.push('.');
-        }
-        for &b in &packet[at + 1..at + 1 + len] {
-            if !b.is_ascii_graphic() || b == b'.' {
-                return None;
-            }
-            key.push(b.to_ascii_lowercase() as char);
-        }
-        at += 1 + len;
-        if at - 12 > 255 {
-            return None;
-        }
-    }
+    let at = read_name(packet, key)?;
     let name_end = at;
     let qtype = u16::from_be_bytes([*packet.get(at)?, *packet.get(at + 1)?]);
     let qclass = u16::from_be_bytes([*packet.get(at + 2)?, *packet.get(at + 3)?]);
@@ -95,6 +71,46 @@ pub fn parse_query(packet: &[u8], key: &mut String) -> Option<QueryView> {
         question_end,
         edns,
     })
+}
+
+/// Reads the question name at offset 12 (no compression) as lower-case dotted text into
+/// `key`; returns where the name ends.
+fn read_name(packet: &[u8], key: &mut String) -> Option<usize> {
+    key.clear();
+    let mut at = 12;
+    loop {
+        let len = *packet.get(at)? as usize;
+        if len == 0 {
+            return Some(at + 1);
+        }
+        if len > 63 || at + 1 + len >= packet.len() {
+            return None; // compression pointers or labels too long: the full parser decides
+        }
+        if !key.is_empty() {
+            key.push('.');
+        }
+        for &b in &packet[at + 1..at + 1 + len] {
+            if !b.is_ascii_graphic() || b == b'.' {
+                return None;
+            }
+            key.push(b.to_ascii_lowercase() as char);
+        }
+        at += 1 + len;
+        if at - 12 > 255 {
+            return None;
+        }
+    }
+}
+
+/// The question (name, type) and rcode of an encoded answer, for the query log.
+pub fn answered(reply: &[u8]) -> Option<(String, u16, u8)> {
+    if reply.len() < 12 || u16::from_be_bytes([reply[4], reply[5]]) != 1 {
+        return None;
+    }
+    let mut name = String::new();
+    let at = read_name(reply, &mut name)?;
+    let qtype = u16::from_be_bytes([*reply.get(at)?, *reply.get(at + 1)?]);
+    Some((name, qtype, reply[3] & 0x0f))
 }
 
 /// What a blocked answer carries.

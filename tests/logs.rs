@@ -193,3 +193,52 @@ async fn log_summary_and_tail_read_the_log_for_people() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_optional_query_log_has_every_answer() {
+    let up = FakeUpstream::start(zone()).await;
+    let s = TestServer::start(
+        &[up.addr],
+        "[log]\nblocks = \"{dir}/blocks.jsonl\"\nqueries = \"{dir}/queries.jsonl\"\n",
+    )
+    .await;
+    ask(s.addr, &format!("ws.{BAD}."), RecordType::A, Ask::default()).await;
+    ask(
+        s.addr,
+        "www.example.test.",
+        RecordType::AAAA,
+        Ask::default(),
+    )
+    .await;
+    ask(
+        s.addr,
+        "www.example.test.",
+        RecordType::AAAA,
+        Ask {
+            tcp: true,
+            ..Ask::default()
+        },
+    )
+    .await;
+    let path = s.dir.path().join("queries.jsonl");
+    let all = eventually(Duration::from_secs(2), async || read_log(&path).len() == 3).await;
+    assert!(all, "{:?}", read_log(&path));
+    let lines = read_log(&path);
+    assert_eq!(lines[0]["Name"], format!("ws.{BAD}"));
+    assert_eq!(lines[0]["ResultCode"], 3);
+    assert_eq!(lines[1]["Name"], "www.example.test");
+    assert_eq!(lines[1]["QueryType"], "AAAA");
+    assert_eq!(lines[1]["ResultCode"], 0);
+    assert_eq!(lines[2]["Protocol"], "tcp");
+    assert_eq!(lines[2]["ClientIP"], "127.0.0.1");
+    // Without the setting there is no query log.
+    let plain = TestServer::start(&[up.addr], "").await;
+    ask(
+        plain.addr,
+        "www.example.test.",
+        RecordType::A,
+        Ask::default(),
+    )
+    .await;
+    assert!(!plain.dir.path().join("queries.jsonl").exists());
+}
