@@ -264,6 +264,13 @@ pub struct LimitsConfig {
     /// Every n-th query over the limit gets a truncated answer (retry over TCP); 0: drop all.
     #[serde(default = "default_slip")]
     pub slip: u32,
+    /// Clients never limited; loopback by default (local tools, not spoofable from outside).
+    #[serde(default = "default_exempt")]
+    pub exempt: Vec<IpNet>,
+}
+
+fn default_exempt() -> Vec<IpNet> {
+    vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
 }
 
 impl Default for LimitsConfig {
@@ -272,6 +279,7 @@ impl Default for LimitsConfig {
             client_qps: default_client_qps(),
             client_burst: default_client_burst(),
             slip: default_slip(),
+            exempt: default_exempt(),
         }
     }
 }

@@ -30,6 +30,8 @@ struct Bucket {
 }
 
 pub struct RateLimiter {
+    /// Clients never limited (by default loopback: local tools, not spoofable from outside).
+    exempt: Vec<ipnet::IpNet>,
     rate: f64,
     burst: f64,
     slip: u32,
@@ -40,6 +42,7 @@ impl RateLimiter {
     /// `rate` queries per second per client with bursts of `burst`; None when `rate` is 0.
     pub fn new(rate: u32, burst: u32, slip: u32) -> Option<RateLimiter> {
         (rate > 0).then(|| RateLimiter {
+            exempt: Vec::new(),
             rate: f64::from(rate),
             burst: f64::from(burst.max(rate)),
             slip,
@@ -49,7 +52,17 @@ impl RateLimiter {
         })
     }
 
+    /// Networks whose clients are never limited.
+    pub fn exempting(mut self, nets: Vec<ipnet::IpNet>) -> RateLimiter {
+        self.exempt = nets;
+        self
+    }
+
     pub fn check(&self, client: IpAddr) -> Verdict {
+        let client = client.to_canonical();
+        if self.exempt.iter().any(|n| n.contains(&client)) {
+            return Verdict::Allow;
+        }
         let shard = match client {
             IpAddr::V4(v4) => u32::from(v4) as usize,
             IpAddr::V6(v6) => (u128::from(v6) >> 64) as usize ^ u128::from(v6) as usize,
@@ -100,5 +113,9 @@ mod tests {
             "other clients unaffected"
         );
         assert!(RateLimiter::new(0, 0, 2).is_none(), "0 turns it off");
+        let exempt = RateLimiter::new(1, 1, 0)
+            .unwrap()
+            .exempting(vec!["127.0.0.0/8".parse().unwrap()]);
+        assert!((0..10).all(|_| exempt.check("127.0.0.1".parse().unwrap()) == Verdict::Allow));
     }
 }

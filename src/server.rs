@@ -83,11 +83,14 @@ impl Server {
                 ),
                 None => None,
             })
-            .with_rate_limit(RateLimiter::new(
-                config.limits.client_qps,
-                config.limits.client_burst,
-                config.limits.slip,
-            )),
+            .with_rate_limit(
+                RateLimiter::new(
+                    config.limits.client_qps,
+                    config.limits.client_burst,
+                    config.limits.slip,
+                )
+                .map(|l| l.exempting(config.limits.exempt.clone())),
+            ),
         );
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();

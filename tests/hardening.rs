@@ -340,7 +340,7 @@ async fn clients_over_their_rate_are_limited_without_amplification() {
     let up = FakeUpstream::start(Zone::standard()).await;
     let s = TestServer::start(
         &[up.addr],
-        "[limits]\nclient_qps = 20\nclient_burst = 20\nslip = 2\n",
+        "[limits]\nclient_qps = 20\nclient_burst = 20\nslip = 2\nexempt = []\n",
     )
     .await;
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
