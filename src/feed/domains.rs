@@ -1,8 +1,7 @@
 //! Plain domain lists: one name per line, `#` comments, `*.d` wildcards, and adblock-style
 //! `||name^` lines (as published by many blocklists).
 
-use super::{Indicator, Meta, Out, strip_comment};
-use crate::domain::normalize_pattern;
+use super::{Out, strip_comment};
 
 pub fn parse<'t>(text: &'t str, out: &mut Out<'t, '_>) {
     for (i, raw) in text.lines().enumerate() {
@@ -25,15 +24,7 @@ pub fn parse<'t>(text: &'t str, out: &mut Out<'t, '_>) {
             out.skip(line_no, "more than one word on a line");
             continue;
         }
-        match normalize_pattern(name) {
-            Ok(pattern) => out.indicator(Indicator {
-                pattern,
-                line: line_no,
-                meta: Meta::default(),
-                action: None,
-            }),
-            Err(why) => out.skip(line_no, why),
-        }
+        out.name(line_no, name);
     }
 }
 

@@ -1,8 +1,7 @@
 //! Hosts files: `0.0.0.0 name [name...]` or `127.0.0.1 name` lines (ThreatFox's hostfile
 //! export uses 127.0.0.1). The address column is a placeholder and is ignored.
 
-use super::{Indicator, Meta, Out, strip_comment};
-use crate::domain::normalize_pattern;
+use super::{Out, strip_comment};
 
 /// Names every hosts file carries for the machine itself; never indicators.
 const LOCAL_NAMES: &[&str] = &[
@@ -34,15 +33,7 @@ pub fn parse<'t>(text: &'t str, out: &mut Out<'t, '_>) {
             if LOCAL_NAMES.contains(&name.to_ascii_lowercase().as_str()) {
                 continue;
             }
-            match normalize_pattern(name) {
-                Ok(pattern) => out.indicator(Indicator {
-                    pattern,
-                    line: line_no,
-                    meta: Meta::default(),
-                    action: None,
-                }),
-                Err(why) => out.skip(line_no, why),
-            }
+            out.name(line_no, name);
         }
         if !any {
             out.skip(line_no, "hosts line has no name");

@@ -144,6 +144,19 @@ impl<'t> Out<'t, '_> {
         (self.sink)(ind);
     }
 
+    /// A bare name from a list (no metadata of its own), or a skip saying why it is not one.
+    fn name(&mut self, line: usize, raw: &str) {
+        match crate::domain::normalize_pattern(raw) {
+            Ok(pattern) => self.indicator(Indicator {
+                pattern,
+                line,
+                meta: Meta::default(),
+                action: None,
+            }),
+            Err(why) => self.skip(line, why),
+        }
+    }
+
     fn ip(&mut self, mut ip: IpIndicator) {
         ip.line += self.line_base;
         self.report.ips.push(ip);
