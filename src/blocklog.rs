@@ -147,23 +147,12 @@ pub struct BlockLog {
 impl BlockLog {
     /// Opens the log (creating its directory) and starts the writer task. `"-"` is stdout.
     pub fn start(path: &str, queue: usize) -> std::io::Result<BlockLog> {
-        BlockLog::start_counted(path, queue, None)
-    }
-
-    /// [`BlockLog::start`], also counting every line written into `metrics`.
-    pub fn start_counted(
-        path: &str,
-        queue: usize,
-        metrics: Option<Arc<Metrics>>,
-    ) -> std::io::Result<BlockLog> {
-        BlockLog::open(
-            &crate::config::LogConfig {
-                blocks: path.into(),
-                queue,
-                ..Default::default()
-            },
-            metrics,
-        )
+        let config = crate::config::LogConfig {
+            blocks: path.into(),
+            queue,
+            ..Default::default()
+        };
+        BlockLog::open(&config, None)
     }
 
     /// Opens the log as configured (rotation, format) and starts the writer.

@@ -185,13 +185,6 @@ impl NameTable {
         self.table.is_empty()
     }
 
-    /// Bytes held, for reports.
-    pub fn heap_bytes(&self) -> usize {
-        self.arena.capacity()
-            + self.links.capacity() * size_of::<Link>()
-            + self.table.capacity() * (size_of::<Entry>() + 1)
-    }
-
     /// The most specific listed name covering `name` (a normalized query key), if any.
     pub fn lookup(&self, name: &str) -> Option<Hit<'_>> {
         if self.table.is_empty() {

@@ -148,13 +148,6 @@ impl MetaStore {
         self.strings.shrink_to_fit();
     }
 
-    /// Bytes held, for reports.
-    pub fn heap_bytes(&self) -> usize {
-        self.recs.capacity() * size_of::<Rec>()
-            + self.profiles.capacity() * size_of::<Profile>() * 2
-            + self.strings.iter().map(|s| s.len() + 40).sum::<usize>()
-    }
-
     fn intern(&mut self, s: Option<&str>) -> u32 {
         let Some(s) = s else { return NONE };
         if let Some(&id) = self.string_ids.get(s) {
@@ -188,15 +181,6 @@ impl MetaStore {
             let t = OffsetDateTime::from_unix_timestamp(i64::from(stamp)).ok()?;
             t.format(&Rfc3339).ok().map(Into::into)
         }
-    }
-
-    /// Seconds since the epoch of a record's last-seen date, else its first-seen date.
-    pub fn seen_secs(&self, rec: u32) -> Option<i64> {
-        let r = self.recs[rec as usize];
-        [r.last_seen, r.first_seen]
-            .into_iter()
-            .find(|&s| s != NONE && s & STRING_STAMP == 0)
-            .map(i64::from)
     }
 }
 
@@ -234,7 +218,7 @@ mod tests {
             ioc_id: Some("1760922".into()),
             ..Meta::default()
         };
-        let a = store.add(feed, None, &meta, 7);
+        store.add(feed, None, &meta, 7);
         let b = store.add(feed, None, &meta, 8);
         assert_eq!(store.profiles.len(), 1);
         let s = store.source(b);
@@ -245,7 +229,6 @@ mod tests {
         assert_eq!(s.meta.last_seen.as_deref(), Some("whenever"));
         assert_eq!(s.meta.ioc_id.as_deref(), Some("1760922"));
         assert_eq!(s.meta.confidence, Some(100));
-        assert_eq!(store.seen_secs(a), Some(1_779_580_800));
     }
 
     #[test]

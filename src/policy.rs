@@ -9,7 +9,6 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 
@@ -177,7 +176,6 @@ pub struct Policy {
     pub inspect: InspectConfig,
     pub block: BlockConfig,
     pub feeds: Vec<FeedStatus>,
-    pub built_at: Instant,
     /// Distinct per build: cached answers checked clean under one policy are checked again
     /// under the next.
     pub generation: u64,
@@ -211,7 +209,6 @@ impl Policy {
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             block: config.block.clone(),
             feeds: Vec::new(),
-            built_at: Instant::now(),
         };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         for feed_cfg in &config.feeds {
@@ -410,11 +407,6 @@ impl Policy {
     /// Distinct listed names across all feeds.
     pub fn indicator_count(&self) -> usize {
         self.indicators.len()
-    }
-
-    /// Approximate heap bytes of the indicator structures, for reports.
-    pub fn heap_bytes(&self) -> usize {
-        self.indicators.heap_bytes() + self.meta.heap_bytes() + self.actions.capacity()
     }
 
     /// The `ip:port` indicator listing an address, with its feed.
