@@ -14,7 +14,7 @@ use crate::upstream::EDNS_PAYLOAD;
 /// RFC 8914 INFO-CODE 15, "Blocked".
 pub const EDE_BLOCKED: u16 = 15;
 /// EDNS option code of Extended DNS Errors.
-const EDE_OPTION: u16 = 15;
+pub const EDE_OPTION: u16 = 15;
 
 /// How a block is answered.
 #[derive(Debug, Clone, Copy)]

@@ -319,6 +319,8 @@ impl Policy {
         let mut filtered = BTreeMap::new();
         let mut loaded = 0;
         let (names, store, actions) = (&mut self.indicators, &mut self.meta, &mut self.actions);
+        // Lines without metadata of their own all pass or fail the filters alike.
+        let plain_filtered = filter_out(cfg, &defaults, now);
         let mut sink = |ind: Indicator<'_>| {
             // One listing per feed and name is enough (a host behind many URL IOCs, say).
             let listed_here = names.exact(&ind.pattern.name).any(|(v, below)| {
@@ -337,12 +339,12 @@ impl Policy {
                 && ind.action.is_none()
                 && let Some(value) = plain_value(feed_index, ind.line)
             {
-                match filter_out(cfg, &defaults, now) {
+                match &plain_filtered {
                     None => {
                         names.insert(&ind.pattern.name, ind.pattern.below_only, value);
                         loaded += 1;
                     }
-                    Some(why) => *filtered.entry(why).or_default() += 1,
+                    Some(why) => *filtered.entry(why.clone()).or_default() += 1,
                 }
                 return;
             }
@@ -422,8 +424,13 @@ impl Policy {
 
     /// Whether `client` is allowlisted (never blocked).
     pub fn client_allowlisted(&self, client: IpAddr) -> bool {
+        self.client_rule(client).is_some()
+    }
+
+    /// The `allow.clients` network covering `client`, if any.
+    fn client_rule(&self, client: IpAddr) -> Option<&IpNet> {
         let client = client.to_canonical();
-        self.allow_clients.iter().any(|n| n.contains(&client))
+        self.allow_clients.iter().find(|n| n.contains(&client))
     }
 
     /// Whether a name is covered by a domain allow rule.
@@ -462,14 +469,13 @@ impl Policy {
 
     /// Decides one query. Precedence: client allowlist > domain allowlist > indicator.
     pub fn decide(&self, key: &str, client: IpAddr) -> Decision<'_> {
-        let client = client.to_canonical();
-        if !self.access.iter().any(|n| n.contains(&client)) {
+        if !self.admits(client) {
             return Decision::Refuse;
         }
         let Some(hit) = self.lookup(key) else {
             return Decision::Forward;
         };
-        if let Some(net) = self.allow_clients.iter().find(|n| n.contains(&client)) {
+        if let Some(net) = self.client_rule(client) {
             return Decision::Allow(hit, AllowRule::Client(*net));
         }
         if let Some(allow) = self.allow_domains.lookup(key)

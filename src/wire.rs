@@ -176,9 +176,9 @@ pub fn blocked_response(packet: &[u8], q: &QueryView, b: &Blocked<'_>, out: &mut
         let reason = &b.reason.as_bytes()[..b.reason.len().min(400)];
         let option_len = 2 + reason.len() as u16;
         out.extend_from_slice(&(4 + option_len).to_be_bytes());
-        out.extend_from_slice(&15u16.to_be_bytes()); // EDE
+        out.extend_from_slice(&crate::answer::EDE_OPTION.to_be_bytes());
         out.extend_from_slice(&option_len.to_be_bytes());
-        out.extend_from_slice(&15u16.to_be_bytes()); // Blocked
+        out.extend_from_slice(&crate::answer::EDE_BLOCKED.to_be_bytes());
         out.extend_from_slice(reason);
     }
 }
